@@ -1,0 +1,34 @@
+"""The property-graph records every store reads and writes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Edge", "Node"]
+
+
+@dataclass(frozen=True)
+class Node:
+    """A node: compact id (``course:dj-001``), class name from the ontology, and scalar or list properties."""
+
+    id: str
+    label: str
+    props: dict[str, Any] = field(default_factory=dict, compare=True, hash=False)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.props.get(key, default)
+
+
+@dataclass(frozen=True)
+class Edge:
+    """A relationship ``src -[type]-> dst``; ``props`` holds ``ord`` for ordered relations only."""
+
+    src: str
+    type: str
+    dst: str
+    props: dict[str, Any] = field(default_factory=dict, compare=True, hash=False)
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.src, self.type, self.dst)
