@@ -23,6 +23,7 @@ __all__ = [
     "BASE_IRI",
     "GX",
     "ONTOLOGY_DIR",
+    "concept_props",
     "ClassSpec",
     "FieldSpec",
     "Ontology",
@@ -154,7 +155,7 @@ class Ontology:
                 node_id = self.id_of(concept)
                 if node_id is None:
                     continue
-                nodes.append(Node(node_id, spec.name, _concept_props(g, concept)))
+                nodes.append(Node(node_id, spec.name, concept_props(g, concept)))
                 for prop, rel in (
                     (SKOS.broader, "broader"),
                     (GX.hasPrerequisite, "hasPrerequisite"),
@@ -172,7 +173,7 @@ def _literal_value(lit: Literal) -> Any:
     return value.isoformat() if hasattr(value, "isoformat") else value
 
 
-def _concept_props(g: Graph, concept: URIRef) -> dict[str, Any]:
+def concept_props(g: Graph, concept: URIRef) -> dict[str, Any]:
     """Node properties of a SKOS concept: Chinese label first, English label, synonyms and plan metadata."""
     props: dict[str, Any] = {}
     for label in g.objects(concept, SKOS.prefLabel):
@@ -289,11 +290,10 @@ def load_ontology(directory: Path = ONTOLOGY_DIR) -> Ontology:
     for ttl in sorted(directory.glob("*.ttl")):
         g.parse(ttl, format="turtle")
     rel_types = {_local(prop): str(rel) for prop, rel in g.subject_objects(GX.relationshipType)}
-    property_labels = {
-        _local(prop): _zh_label(g, prop)
-        for kind in (OWL.DatatypeProperty, OWL.ObjectProperty)
-        for prop in g.subjects(RDF.type, kind)
-    }
+    properties = set(g.subjects(GX.relationshipType, None))
+    for kind in (OWL.DatatypeProperty, OWL.ObjectProperty):
+        properties |= set(g.subjects(RDF.type, kind))
+    property_labels = {_local(prop): _zh_label(g, prop) for prop in properties}
     return Ontology(
         graph=g,
         classes=_class_specs(g, rel_types),

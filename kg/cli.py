@@ -1,0 +1,148 @@
+"""``python -m kg``: build, validate, import, inspect and export the knowledge graph."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from kg.build import BuildFailed, build_graph, corpus_files, import_files, load_files
+from kg.config import Settings
+from kg.ontology import load_ontology
+from kg.rdf import FORMATS, graph_from_rdf, graph_to_rdf, serialize
+from kg.store import STORES, StoreError, open_store
+
+
+def _fail(message: str) -> None:
+    click.echo(message, err=True)
+    sys.exit(1)
+
+
+def _report_issues(exc: BuildFailed) -> None:
+    for issue in exc.issues:
+        click.echo(f"  ✗ {issue}", err=True)
+    _fail(str(exc))
+
+
+def _print_counts(title: str, counts: dict[str, int], labels: dict[str, str]) -> None:
+    click.echo(title)
+    for key, value in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+        click.echo(f"  {labels.get(key, key):<12} {key:<18} {value:>9,}")
+
+
+@click.group()
+@click.option("--store", "store_name", type=click.Choice(STORES), default=None, help="存储后端（默认取 GANXUN_STORE，缺省为 embedded）")
+@click.pass_context
+def main(ctx: click.Context, store_name: str | None) -> None:
+    """干训知识图谱：构建、校验、导入、统计与导出。"""
+    ctx.obj = {"store": store_name, "settings": Settings.from_env()}
+
+
+def _open(ctx: click.Context):
+    try:
+        return open_store(ctx.obj["store"], ctx.obj["settings"])
+    except StoreError as exc:
+        _fail(f"无法打开存储：{exc}")
+
+
+@main.command()
+@click.option("--corpus", "corpora", multiple=True, type=click.Path(path_type=Path), help="语料目录或文件（可多次给出；默认为样例目录与生成目录）")
+@click.pass_context
+def build(ctx: click.Context, corpora: tuple[Path, ...]) -> None:
+    """用本体的主题体系与全部语料重建图谱（全部通过校验才写入）。"""
+    settings: Settings = ctx.obj["settings"]
+    ontology = load_ontology()
+    started = time.perf_counter()
+    with _open(ctx) as store:
+        try:
+            report = build_graph(store, corpora or settings.corpora, ontology, progress=True)
+        except BuildFailed as exc:
+            _report_issues(exc)
+        labels = {c.name: c.label for c in ontology.classes.values()}
+        click.echo(f"已构建：{len(report.files)} 个文件，{len(report.nodes):,} 个节点，{len(report.edges):,} 条关系，"
+                   f"用时 {time.perf_counter() - started:.1f} 秒（存储：{store.name}）")
+        _print_counts("节点：", store.node_counts(), labels)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.option("--type", "default_type", default=None, help="CSV/XLSX 没有 type 列时，所有行的类（如 Course）")
+def validate(paths: tuple[Path, ...], default_type: str | None) -> None:
+    """只校验、不写入：报告每个文件的全部问题。"""
+    settings = Settings.from_env()
+    ontology = load_ontology()
+    files = corpus_files(paths or settings.corpora)
+    concept_nodes, _ = ontology.concept_graph()
+    result = load_files(files, ontology, {n.id: n.label for n in concept_nodes}.get, default_type, progress=True)
+    if not result.ok:
+        _report_issues(BuildFailed(result.issues))
+    click.echo(f"校验通过：{len(files)} 个文件，{len(result.nodes):,} 个节点，{len(result.edges):,} 条关系")
+
+
+@main.command(name="import")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--type", "default_type", default=None, help="CSV/XLSX 没有 type 列时，所有行的类（如 Course）")
+@click.pass_context
+def import_(ctx: click.Context, paths: tuple[Path, ...], default_type: str | None) -> None:
+    """把文件合并进现有图谱（全部通过校验才写入）。"""
+    with _open(ctx) as store:
+        try:
+            report = import_files(store, corpus_files(paths), load_ontology(), default_type, progress=True)
+        except BuildFailed as exc:
+            _report_issues(exc)
+        click.echo(f"已导入：{len(report.nodes):,} 个节点，{len(report.edges):,} 条关系")
+
+
+@main.command()
+@click.pass_context
+def stats(ctx: click.Context) -> None:
+    """各类节点与关系的数量。"""
+    ontology = load_ontology()
+    with _open(ctx) as store:
+        labels = {c.name: c.label for c in ontology.classes.values()}
+        nodes = store.node_counts()
+        if not nodes:
+            _fail("图谱为空：请先运行 python -m kg build")
+        _print_counts(f"节点（共 {sum(nodes.values()):,}）：", nodes, labels)
+        edges = store.edge_counts()
+        rel_labels = {rel: ontology.property_labels.get(p, p) for p, rel in ontology.relationship_types.items()}
+        _print_counts(f"关系（共 {sum(edges.values()):,}）：", edges, rel_labels)
+
+
+@main.command()
+@click.option("--format", "fmt", type=click.Choice(sorted(FORMATS)), default="turtle", show_default=True)
+@click.option("--output", "-o", type=click.Path(path_type=Path), required=True)
+@click.option("--include-personal/--catalogue-only", default=False, help="是否包含干部与培训记录（个人数据）")
+@click.pass_context
+def export(ctx: click.Context, fmt: str, output: Path, include_personal: bool) -> None:
+    """导出为 Turtle 或 JSON-LD（含 schema.org 术语）。"""
+    ontology = load_ontology()
+    with _open(ctx) as store:
+        personal = {c.name for c in ontology.classes.values() if c.personal}
+        nodes = [n for n in store.nodes() if include_personal or n.label not in personal]
+        keep = {n.id for n in nodes}
+        edges = [e for e in store.edges() if e.src in keep and e.dst in keep]
+    text = serialize(graph_to_rdf(nodes, edges, ontology), fmt)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_suffix(output.suffix + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(output)
+    click.echo(f"已导出 {len(nodes):,} 个节点、{len(edges):,} 条关系到 {output}")
+
+
+@main.command(name="import-rdf")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.pass_context
+def import_rdf(ctx: click.Context, path: Path) -> None:
+    """读回一份 Turtle / JSON-LD 导出，替换现有图谱。"""
+    from rdflib import Graph
+
+    ontology = load_ontology()
+    g = Graph()
+    g.parse(path, format="json-ld" if path.suffix in (".jsonld", ".json") else "turtle")
+    nodes, edges = graph_from_rdf(g, ontology)
+    with _open(ctx) as store:
+        store.write(nodes, edges, replace=True, progress=True)
+    click.echo(f"已读入 {len(nodes):,} 个节点、{len(edges):,} 条关系")

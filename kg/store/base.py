@@ -1,0 +1,143 @@
+"""The one store interface both back ends implement.
+
+Lifecycle first, then the core operations every back end must provide, then defaults built on the core
+(which a back end may override for speed), then optional groups announced by capability flags.  A back end
+that lacks an optional group raises :class:`UnsupportedOperation`, never a silent wrong answer.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from kg.model import Edge, Node
+
+__all__ = ["Direction", "Store", "StoreError", "UnsupportedOperation", "WriteSummary"]
+
+Direction = Literal["out", "in", "both"]
+
+
+class StoreError(RuntimeError):
+    """A store could not do what was asked; the message is for people (Chinese)."""
+
+
+class UnsupportedOperation(StoreError):
+    """The back end does not provide this optional operation."""
+
+
+@dataclass
+class WriteSummary:
+    """What one atomic write changed."""
+
+    nodes_written: int = 0
+    edges_written: int = 0
+    nodes_deleted: int = 0
+    edges_deleted: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Store(ABC):
+    """A property graph of ontology classes (labels) and relationship types.
+
+    Contract shared by every back end (and checked by ``tests/test_store_contract.py``):
+
+    * ids are unique over the whole graph; a node has exactly one label;
+    * an edge is identified by ``(src, type, dst)``; writing it again replaces its properties;
+    * :meth:`write` is atomic: after an error, or a process killed mid-write, the store holds exactly what
+      it held before;
+    * reads return plain :class:`Node` / :class:`Edge` values, sorted by id (edges by ``(src, type, dst)``),
+      so that two back ends holding the same graph answer identically.
+    """
+
+    name: ClassVar[str]
+    supports_text_search: ClassVar[bool] = False
+
+    # ─── lifecycle ───
+    def open(self) -> "Store":
+        """Connect or open files; idempotent.  Returns self so ``with open_store(...) as s`` reads well."""
+        return self
+
+    def close(self) -> None:
+        """Release connections; idempotent."""
+
+    def __enter__(self) -> "Store":
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ─── core writes ───
+    @abstractmethod
+    def write(
+        self,
+        nodes: Iterable[Node],
+        edges: Iterable[Edge],
+        *,
+        replace: bool = False,
+        progress: bool = False,
+    ) -> WriteSummary:
+        """Upsert nodes and edges in one atomic unit.
+
+        A written node is replaced whole: its properties and its outgoing edges become exactly those given
+        in this write (a record carries its own relations).  Edges from nodes not written here are upserted.
+
+        With ``replace=True`` the graph afterwards holds exactly the given nodes and edges.  An edge whose
+        end is neither written nor already stored raises :class:`StoreError` and nothing changes.
+        """
+
+    @abstractmethod
+    def delete_nodes(self, ids: Iterable[str]) -> WriteSummary:
+        """Delete nodes and every edge touching them, atomically; unknown ids are ignored."""
+
+    # ─── core reads ───
+    @abstractmethod
+    def get_node(self, node_id: str) -> Node | None:
+        """The node with this id, or None."""
+
+    @abstractmethod
+    def nodes(self, label: str | None = None) -> Iterator[Node]:
+        """All nodes, or those of one label, sorted by id."""
+
+    @abstractmethod
+    def edges(self, src: str | None = None, type: str | None = None, dst: str | None = None) -> Iterator[Edge]:
+        """Edges matching every given end and type, sorted by (src, type, dst)."""
+
+    @abstractmethod
+    def node_counts(self) -> dict[str, int]:
+        """Number of nodes per label (labels with none are absent)."""
+
+    @abstractmethod
+    def edge_counts(self) -> dict[str, int]:
+        """Number of edges per relationship type."""
+
+    # ─── defaults built on the core ───
+    def neighbours(self, node_id: str, type: str | None = None, direction: Direction = "out") -> list[Node]:
+        """Nodes one edge away, sorted by id."""
+        ids: set[str] = set()
+        if direction in ("out", "both"):
+            ids |= {e.dst for e in self.edges(src=node_id, type=type)}
+        if direction in ("in", "both"):
+            ids |= {e.src for e in self.edges(dst=node_id, type=type)}
+        return [n for n in (self.get_node(i) for i in sorted(ids)) if n is not None]
+
+    def get_nodes(self, ids: Iterable[str]) -> list[Node]:
+        """Nodes for the ids that exist, sorted by id."""
+        return [n for n in (self.get_node(i) for i in sorted(set(ids))) if n is not None]
+
+    def label_of(self, node_id: str) -> str | None:
+        node = self.get_node(node_id)
+        return node.label if node else None
+
+    def labels_of(self, ids: Iterable[str]) -> dict[str, str]:
+        """id → label for the ids that exist (used by validation to resolve references in bulk)."""
+        return {n.id: n.label for n in self.get_nodes(ids)}
+
+    def is_empty(self) -> bool:
+        return not self.node_counts()
+
+    # ─── optional: full-text search ───
+    def text_search(self, query: str, labels: Iterable[str] | None = None, limit: int = 20) -> list[tuple[Node, float]]:
+        """Nodes whose name or description match the query, best first, with a back-end score."""
+        raise UnsupportedOperation(f"存储后端 {self.name} 不支持全文检索")
