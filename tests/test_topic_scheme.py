@@ -214,6 +214,8 @@ def test_every_concept_is_complete(topics):
             problems.append(f"{name}: no @en prefLabel")
         if (c, SKOS.inScheme, GXT.scheme) not in topics:
             problems.append(f"{name}: not in gxt:scheme")
+        if (c, RDF.type, GX.Topic) not in topics:
+            problems.append(f"{name}: not typed gx:Topic (the SHACL TopicShape targets gx:Topic)")
         if not zh_labels(topics, c, SKOS.definition):
             problems.append(f"{name}: no @zh definition")
         sections = [str(s) for s in topics.objects(c, GX.planSection)]
