@@ -185,7 +185,7 @@ def concept_props(g: Graph, concept: URIRef) -> dict[str, Any]:
     definition = g.value(concept, SKOS.definition)
     if definition is not None:
         props["definition"] = str(definition)
-    for key in ("planSection", "planPriority", "topicKind", "hourGroup"):
+    for key in ("planSection", "planPriority", "planOrder", "topicKind", "hourGroup"):
         value = g.value(concept, GX[key])
         if value is not None:
             props[key] = _literal_value(value)

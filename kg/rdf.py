@@ -53,12 +53,13 @@ def _schema_terms(ontology: Ontology) -> dict[str, list[URIRef]]:
     return terms
 
 
-def graph_to_rdf(nodes: Iterable[Node], edges: Iterable[Edge], ontology: Ontology) -> Graph:
-    """An RDF graph of the given nodes and edges."""
+def graph_to_rdf(nodes: Iterable[Node], edges: Iterable[Edge], ontology: Ontology, with_schema: bool = True) -> Graph:
+    """An RDF graph of the given nodes and edges; ``with_schema=False`` leaves out the schema.org copies
+    (the closed SHACL shapes describe ganxun's own terms only)."""
     g = Graph()
     for prefix, ns in (("gx", GX), ("schema", URIRef(_SCHEMA)), ("skos", SKOS)):
         g.bind(prefix, ns)
-    schema_terms = _schema_terms(ontology)
+    schema_terms = _schema_terms(ontology) if with_schema else {}
     rel_props = {rel: prop for prop, rel in ontology.relationship_types.items()}
     for node in nodes:
         spec = ontology.classes[node.label]
@@ -67,7 +68,7 @@ def graph_to_rdf(nodes: Iterable[Node], edges: Iterable[Edge], ontology: Ontolog
         if spec.concept_scheme:
             _add_concept(g, subject, node)
             continue
-        for schema_type in spec.schema_types:
+        for schema_type in spec.schema_types if with_schema else ():
             g.add((subject, RDF.type, URIRef(schema_type)))
         for key, value in node.props.items():
             field = spec.fields[key]
@@ -76,20 +77,19 @@ def graph_to_rdf(nodes: Iterable[Node], edges: Iterable[Edge], ontology: Ontolog
                 g.add((subject, GX[key], lit))
                 for term in schema_terms.get(key, []):
                     g.add((subject, term, lit))
-    ordered: dict[tuple[str, str], list[Edge]] = defaultdict(list)
+    ordered: dict[str, list[Edge]] = defaultdict(list)
     for edge in edges:
         prop_name = rel_props[edge.type]
         if "ord" in edge.props:
-            ordered[(edge.src, prop_name)].append(edge)
-            continue
+            ordered[edge.src].append(edge)
         predicate = _CONCEPT_EDGES.get(prop_name, GX[prop_name])
         g.add((ontology.iri(edge.src), predicate, ontology.iri(edge.dst)))
         for term in schema_terms.get(prop_name, []):
             g.add((ontology.iri(edge.src), term, ontology.iri(edge.dst)))
-    for (src, prop_name), items in ordered.items():
+    for src, items in ordered.items():
         head = BNode()
         Collection(g, head, [ontology.iri(e.dst) for e in sorted(items, key=lambda e: e.props["ord"])])
-        g.add((ontology.iri(src), GX[prop_name], head))
+        g.add((ontology.iri(src), GX.sequence, head))
     return g
 
 
@@ -130,7 +130,8 @@ def graph_from_rdf(g: Graph, ontology: Ontology) -> tuple[list[Node], list[Edge]
                 if not objects:
                     continue
                 if field.is_relation:
-                    targets = list(Collection(g, objects[0])) if field.ordered else sorted(objects)
+                    sequence = g.value(subject, GX.sequence) if field.ordered else None
+                    targets = list(Collection(g, sequence)) if sequence is not None else sorted(objects)
                     for index, target in enumerate(targets):
                         edge_props = {"ord": index} if field.ordered else {}
                         edges.append(Edge(node_id, field.rel_type, ontology.id_of(target), edge_props))
