@@ -1,0 +1,1 @@
+"""Course recommendation: embeddings, retrieval and ranking for ganxun."""
