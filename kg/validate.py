@@ -68,8 +68,9 @@ def validate_rows(
     issues: list[Issue] = []
     declared: dict[str, tuple[str, SourceRow]] = {}
     typed: list[tuple[SourceRow, ClassSpec, str]] = []
+    data_classes = {c.name: c for c in ontology.data_classes}
     for row in rows:
-        checked = _check_identity(row, ontology, declared, issues)
+        checked = _check_identity(row, data_classes, declared, issues)
         if checked is not None:
             typed.append((row, *checked))
 
@@ -92,7 +93,7 @@ def validate_rows(
 
 def _check_identity(
     row: SourceRow,
-    ontology: Ontology,
+    data_classes: dict[str, ClassSpec],
     declared: dict[str, tuple[str, SourceRow]],
     issues: list[Issue],
 ) -> tuple[ClassSpec, str] | None:
@@ -100,7 +101,6 @@ def _check_identity(
     if row.data is None:
         issues.append(Issue(row.file, row.line, None, row.parse_error or "无法读取"))
         return None
-    data_classes = {c.name: c for c in ontology.data_classes}
     class_name = row.data.get("type")
     spec = data_classes.get(class_name) if isinstance(class_name, str) else None
     if spec is None:
@@ -187,18 +187,11 @@ def _values(raw: Any, field: FieldSpec, report: Callable[[str, str], None]) -> l
 
 
 def _check_value(value: Any, field: FieldSpec, report: Callable[[str, str], None]) -> Any:
-    expected = _EXPECTED.get(field.datatype or "string", "文本")
-    ok = {
-        "string": isinstance(value, str),
-        "integer": isinstance(value, int) and not isinstance(value, bool),
-        "decimal": isinstance(value, (int, float)) and not isinstance(value, bool),
-        "boolean": isinstance(value, bool),
-        "date": isinstance(value, str) and _is_date(value),
-    }.get(field.datatype or "string", True)
-    if not ok:
-        report(field.name, f"取值『{value}』类型不对，应为{expected}")
+    datatype = field.datatype or "string"
+    if not _has_type(value, datatype):
+        report(field.name, f"取值『{value}』类型不对，应为{_EXPECTED.get(datatype, '文本')}")
         return _INVALID
-    if field.datatype == "decimal":
+    if datatype == "decimal":
         value = float(value)
     if field.allowed is not None and value not in field.allowed:
         report(field.name, f"取值『{value}』不在允许值之内，应为：{'、'.join(map(str, field.allowed))}")
@@ -208,6 +201,22 @@ def _check_value(value: Any, field: FieldSpec, report: Callable[[str, str], None
         report(field.name, problem)
         return _INVALID
     return value
+
+
+def _has_type(value: Any, datatype: str) -> bool:
+    if datatype == "string":
+        return isinstance(value, str)
+    if datatype == "boolean":
+        return isinstance(value, bool)
+    if isinstance(value, bool):
+        return False
+    if datatype == "integer":
+        return isinstance(value, int)
+    if datatype == "decimal":
+        return isinstance(value, (int, float))
+    if datatype == "date":
+        return isinstance(value, str) and _is_date(value)
+    return True
 
 
 def _range_problem(value: Any, field: FieldSpec) -> str | None:

@@ -1,0 +1,1 @@
+"""Corpora: the bundled sample catalogue (``sample/``, written by hand) and generators of cadres and records."""
