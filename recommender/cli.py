@@ -21,3 +21,10 @@ from recommender.rec_cli import COMMANDS as _REC_COMMANDS  # noqa: E402
 
 for _command in _REC_COMMANDS:
     main.add_command(_command)
+
+
+# ── analytics: indicators, coverage, class programmes, nominations (recommender/analytics/cli.py) ──
+from recommender.analytics.cli import COMMANDS as _ANALYTICS_COMMANDS  # noqa: E402
+
+for _command in _ANALYTICS_COMMANDS:
+    main.add_command(_command)

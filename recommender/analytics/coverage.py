@@ -1,0 +1,221 @@
+"""Topic coverage and demand: what the catalogue supplies for each plan topic against what cadres lack.
+
+For every topic of the plan's scheme: published courses that cover it (and with its narrower topics),
+their hours, case share, teaching-method mix, mean years since last revision, learner rating, and demand —
+the number of cadres for whom the topic is a gap, from the recommender's gap analysis (passed in, so the
+report does not depend on how demand is computed).
+
+Under-served topics are ranked by a gap index, ``demand / (1 + fresh supply)``, where fresh supply counts
+each course covering the topic or a narrower one (a broad topic is served by courses on its parts) as ``1 / (1 + years since its last revision)``: a course revised this year counts
+fully, one untouched for three years a quarter.  It has no tuning constants, grows with demand and falls
+with more or fresher courses.  Without demand data every topic's demand is taken as 1, so the ranking is by
+thin or stale supply alone (the report says so).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from kg.ontology import Ontology, load_ontology
+
+from recommender.analytics.catalogue import Catalogue, Course
+from recommender.analytics.errors import InputError
+from recommender.analytics.exports import Table
+
+__all__ = ["CoverageReport", "NearDuplicate", "TopicCoverage", "coverage_report", "gap_index", "underserved_by"]
+
+
+@dataclass(frozen=True)
+class NearDuplicate:
+    """Two courses whose texts are nearly the same (from semantic search), listed for consolidation."""
+
+    course_a: str
+    course_b: str
+    similarity: float
+
+
+@dataclass
+class TopicCoverage:
+    """Supply and demand for one topic."""
+
+    topic_id: str
+    name: str
+    branch: str | None
+    priority: int | None
+    courses: int
+    courses_with_narrower: int
+    hours: float
+    case_share: float | None
+    methods: dict[str, float]
+    years_since_update: float | None
+    rating: float | None
+    rating_count: int
+    demand: float | None
+    gap_index: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "topic": self.topic_id, "主题": self.name, "一级主题": self.branch, "规划优先级": self.priority,
+            "已发布课程数": self.courses, "含下位主题课程数": self.courses_with_narrower, "学时": self.hours,
+            "案例课程占比": self.case_share, "教学方法构成": self.methods, "平均距上次更新年数": self.years_since_update,
+            "学员评分": self.rating, "评分人次": self.rating_count, "需求人数": self.demand, "供给缺口指数": self.gap_index,
+        }
+
+
+def _years(course: Course, as_of: dt.date) -> float | None:
+    when = course.date_modified or course.date_created
+    return None if when is None else max(0.0, (as_of - when).days / 365.25)
+
+
+def gap_index(demand: float, courses: Iterable[Course], as_of: dt.date) -> float:
+    """``demand / (1 + Σ 1/(1 + years since each course's last revision))`` (undated courses count fully)."""
+    fresh = 0.0
+    for course in courses:
+        years = _years(course, as_of)
+        fresh += 1.0 if years is None else 1.0 / (1.0 + years)
+    return demand / (1.0 + fresh)
+
+
+@dataclass
+class CoverageReport:
+    """Coverage rows for every topic, the ranked under-served topics and near-duplicate courses."""
+
+    scope: str
+    as_of: dt.date
+    generated: dt.date
+    rows: list[TopicCoverage]
+    underserved: list[TopicCoverage]
+    demand_note: str
+    near_duplicates: list[NearDuplicate] = field(default_factory=list)
+    course_names: dict[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def title(self) -> str:
+        return f"主题覆盖与需求报告（{self.scope}）"
+
+    def rules_used(self) -> list[tuple[str, str]]:
+        return [
+            ("统计范围", f"{self.scope}的已发布课程；统计基准日 {self.as_of.isoformat()}"),
+            ("需求数据", self.demand_note),
+            ("供给缺口指数", "需求人数 ÷ (1 + Σ 每门课程的 1/(1 + 距上次更新年数))"),
+        ]
+
+    def _row(self, r: TopicCoverage) -> list[Any]:
+        methods = "；".join(f"{m} {100 * s:.0f}%" for m, s in sorted(r.methods.items(), key=lambda kv: -kv[1]))
+        return [r.topic_id, r.name, r.branch, r.priority, r.courses, r.courses_with_narrower, r.hours, r.case_share,
+                methods, r.years_since_update, r.rating, r.rating_count, r.demand, round(r.gap_index, 4)]
+
+    def tables(self) -> list[Table]:
+        headers = ["主题编号", "主题", "一级主题", "规划优先级", "已发布课程数", "含下位主题课程数", "学时", "案例课程占比",
+                   "教学方法构成", "平均距上次更新年数", "学员评分", "评分人次", "需求人数", "供给缺口指数"]
+        tables = [Table("主题覆盖", headers, [self._row(r) for r in self.rows]),
+                  Table("供给不足的主题", ["排名"] + headers,
+                        [[rank] + self._row(r) for rank, r in enumerate(self.underserved, start=1)])]
+        if self.near_duplicates:
+            tables.append(Table("疑似重复课程", ["课程编号A", "课程名称A", "课程编号B", "课程名称B", "相似度"], [
+                [d.course_a, self.course_names.get(d.course_a, ""), d.course_b, self.course_names.get(d.course_b, ""),
+                 round(d.similarity, 4)] for d in self.near_duplicates]))
+        return tables
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "title": self.title, "范围": self.scope, "基准日": self.as_of.isoformat(), "需求数据": self.demand_note,
+            "主题覆盖": [r.to_dict() for r in self.rows], "供给不足的主题": [r.to_dict() for r in self.underserved],
+            "疑似重复课程": [{"课程A": d.course_a, "课程B": d.course_b, "相似度": d.similarity} for d in self.near_duplicates],
+        }
+
+
+def _scope(catalogue: Catalogue, institution: str | None, level: str | None, ontology: Ontology) -> tuple[str, list[Course]]:
+    courses = catalogue.published_courses
+    if institution is not None:
+        if institution not in catalogue.institutions:
+            raise InputError(f"机构编号『{institution}』不存在（应为培训机构编号，如 inst:central-party-school）")
+        return catalogue.institutions[institution].name, [c for c in courses if c.institution == institution]
+    if level is not None:
+        allowed = ontology.classes["Institution"].fields["level"].allowed or ()
+        if level not in allowed:
+            raise InputError(f"机构层级『{level}』无效，应为 {'、'.join(allowed)} 之一")
+        ids = {i.id for i in catalogue.institutions.values() if i.level == level}
+        return f"{level}级机构", [c for c in courses if c.institution in ids]
+    return "全部机构", courses
+
+
+def coverage_report(
+    catalogue: Catalogue,
+    demand: Mapping[str, float] | None = None,
+    *,
+    institution: str | None = None,
+    level: str | None = None,
+    as_of: dt.date | None = None,
+    top: int = 20,
+    near_duplicates: Iterable[tuple[str, str, float]] | None = None,
+    ontology: Ontology | None = None,
+) -> CoverageReport:
+    """Coverage of every plan topic by published courses (of one institution or level if given)."""
+    ontology = ontology or load_ontology()
+    as_of = as_of or dt.date.today()
+    scope, courses = _scope(catalogue, institution, level, ontology)
+    direct: dict[str, list[Course]] = defaultdict(list)
+    subtree: dict[str, dict[str, Course]] = defaultdict(dict)
+    for course in courses:
+        for topic in course.topics:
+            direct[topic].append(course)
+            for ancestor in catalogue.ancestors.get(topic, (topic,)):
+                subtree[ancestor][course.id] = course
+    rows = []
+    for topic in sorted(catalogue.topics.values(), key=lambda t: t.id):
+        covering = direct.get(topic.id, [])
+        hours = sum(c.hours for c in covering)
+        mix: dict[str, float] = defaultdict(float)
+        for course in covering:
+            for method in course.teaching_method:
+                mix[method] += course.hours / len(course.teaching_method) / hours
+        ages = [a for a in (_years(c, as_of) for c in covering) if a is not None]
+        rated = [c for c in covering if c.rating is not None]
+        weights = sum(c.rating_count or 1 for c in rated)
+        wanted = None if demand is None else float(demand.get(topic.id, 0))
+        branch = catalogue.branch_of(topic.id)
+        rows.append(TopicCoverage(
+            topic_id=topic.id, name=topic.name, branch=catalogue.topic_name(branch) if branch else None,
+            priority=catalogue.priority_of(topic.id), courses=len(covering), courses_with_narrower=len(subtree[topic.id]),
+            hours=hours, case_share=sum(c.is_case for c in covering) / len(covering) if covering else None,
+            methods={m: round(s, 4) for m, s in mix.items()},
+            years_since_update=round(sum(ages) / len(ages), 2) if ages else None,
+            rating=round(sum(c.rating * (c.rating_count or 1) for c in rated) / weights, 3) if rated else None,
+            rating_count=sum(c.rating_count or 0 for c in rated), demand=wanted,
+            gap_index=gap_index(1.0 if wanted is None else wanted, subtree[topic.id].values(), as_of),
+        ))
+    ranked = sorted((r for r in rows if r.demand is None or r.demand > 0), key=lambda r: (-r.gap_index, r.topic_id))
+    names = {c.id: c.name for c in catalogue.courses.values()}
+    duplicates = [NearDuplicate(a, b, float(s)) for a, b, s in (near_duplicates or [])]
+    note = ("学员差距分析：各主题被判定为知识差距的干部人数" if demand is not None
+            else "未提供需求数据：每个主题需求按 1 计，仅按供给薄弱或陈旧排序")
+    return CoverageReport(scope, as_of, dt.date.today(), rows, ranked[:top], note, duplicates, names)
+
+
+def underserved_by(
+    catalogue: Catalogue,
+    demand: Mapping[str, float] | None,
+    by: str = "level",
+    *,
+    as_of: dt.date | None = None,
+    top: int = 10,
+    ontology: Ontology | None = None,
+) -> dict[str, list[TopicCoverage]]:
+    """The under-served ranking per institution level (``by='level'``) or per institution (``'institution'``),
+    supply counted from that group's courses only, demand being the same national figure."""
+    ontology = ontology or load_ontology()
+    if by == "level":
+        groups = [lvl for lvl in ontology.classes["Institution"].fields["level"].allowed or ()
+                  if any(i.level == lvl for i in catalogue.institutions.values())]
+        return {f"{lvl}级机构": coverage_report(catalogue, demand, level=lvl, as_of=as_of, top=top,
+                                             ontology=ontology).underserved for lvl in groups}
+    if by == "institution":
+        return {i.name: coverage_report(catalogue, demand, institution=i.id, as_of=as_of, top=top,
+                                        ontology=ontology).underserved
+                for i in sorted(catalogue.institutions.values(), key=lambda i: i.id)}
+    raise InputError(f"分组方式『{by}』无效，应为 level（按层级）或 institution（按机构）")

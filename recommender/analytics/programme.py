@@ -1,0 +1,278 @@
+"""Class programme builder: choose courses that fill a class's hours and meet the teaching indicators.
+
+The choice is an exact 0–1 programme solved by HiGHS: the selected hours equal the requested total (within
+a tolerance), each requested topic is covered by at least one course on it or a narrower topic, and every
+teaching indicator whose scope covers the institution and this kind of class holds
+(``Σ hours·(counted − threshold) ≥ 0``).  Among the programmes that qualify it maximises hour-weighted course
+quality, the score of the recommendation indicator system.  When none qualifies the result says, in
+Chinese, which constraints conflict and how far each falls short (see :mod:`recommender.analytics.solver`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import sparse
+
+from kg.ontology import Ontology, load_ontology
+
+from recommender.analytics.catalogue import Catalogue, Course
+from recommender.analytics.errors import InputError
+from recommender.analytics.exports import Table
+from recommender.analytics.indicators import class_shares
+from recommender.analytics.rules import IndicatorRule, teaching_rules
+from recommender.analytics.scoring import score_candidates
+from recommender.analytics.solver import Family, explain_infeasible, explanation, solve
+
+__all__ = ["ProgrammeCourse", "ProgrammeIndicator", "ProgrammeRequest", "ProgrammeResult", "build_programme"]
+
+
+@dataclass(frozen=True)
+class ProgrammeRequest:
+    """What a class needs.  ``is_main_class`` / ``is_party_spirit_class`` left as None are taken from the
+    catalogue's existing classes of the same ``class_type`` (the majority), else False."""
+
+    institution_id: str
+    class_type: str
+    total_hours: float
+    topics: tuple[str, ...] = ()
+    audience_categories: tuple[str, ...] = ()
+    audience_groups: tuple[str, ...] = ()
+    is_main_class: bool | None = None
+    is_party_spirit_class: bool | None = None
+    hour_tolerance: float = 0.0
+    source_institutions: tuple[str, ...] | None = None
+    required_courses: tuple[str, ...] = ()
+    excluded_courses: tuple[str, ...] = ()
+    max_courses: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"机构": self.institution_id, "班次类型": self.class_type, "总学时": self.total_hours,
+                "专题": list(self.topics), "干部类别": list(self.audience_categories), "培训对象": list(self.audience_groups),
+                "主体班次": self.is_main_class, "党性教育班次": self.is_party_spirit_class, "学时容差": self.hour_tolerance,
+                "课程来源机构": None if self.source_institutions is None else list(self.source_institutions),
+                "必选课程": list(self.required_courses), "排除课程": list(self.excluded_courses), "课程数上限": self.max_courses}
+
+
+@dataclass(frozen=True)
+class ProgrammeCourse:
+    id: str
+    name: str
+    hours: float
+    course_type: str
+    lecturer_type: str
+    teaching_method: tuple[str, ...]
+    topics: tuple[str, ...]
+    institution: str | None
+    score: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"课程编号": self.id, "课程名称": self.name, "学时": self.hours, "课程类型": self.course_type,
+                "授课人类型": self.lecturer_type, "教学方法": list(self.teaching_method), "主题": list(self.topics),
+                "机构": self.institution, "质量得分": round(self.score, 2)}
+
+
+@dataclass(frozen=True)
+class ProgrammeIndicator:
+    id: str
+    name: str
+    threshold: float
+    value: float | None
+    passed: bool | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "指标": self.name, "阈值": self.threshold, "实际值": self.value, "是否达标": self.passed}
+
+
+@dataclass
+class ProgrammeResult:
+    """A programme, or the reasons none exists."""
+
+    request: ProgrammeRequest
+    feasible: bool
+    is_main_class: bool
+    is_party_spirit_class: bool
+    courses: list[ProgrammeCourse] = field(default_factory=list)
+    indicators: list[ProgrammeIndicator] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+    conflict: list[str] = field(default_factory=list)
+    candidates: int = 0
+    solve_seconds: float = 0.0
+    proven_optimal: bool = True
+    generated: dt.date = field(default_factory=dt.date.today)
+
+    @property
+    def total_hours(self) -> float:
+        return sum(c.hours for c in self.courses)
+
+    @property
+    def title(self) -> str:
+        return f"班次课程方案（{self.request.class_type}，{self.request.total_hours:g} 学时）"
+
+    def rules_used(self) -> list[tuple[str, str]]:
+        rows = [("班次性质", f"主体班次：{'是' if self.is_main_class else '否'}；党性教育班次：{'是' if self.is_party_spirit_class else '否'}"),
+                ("总学时", f"{self.request.total_hours:g} 学时（容差 {self.request.hour_tolerance:g}）")]
+        rows += [(i.name, f"≥ {100 * i.threshold:.1f}%") for i in self.indicators]
+        if self.request.topics:
+            rows.append(("须覆盖专题", "、".join(self.request.topics)))
+        return rows
+
+    def tables(self) -> list[Table]:
+        if not self.feasible:
+            return [Table("无可行方案", ["原因"], [[r] for r in self.reasons])]
+        courses = Table("课程方案", ["序号", "课程编号", "课程名称", "学时", "课程类型", "授课人类型", "教学方法", "主题", "机构", "质量得分"],
+                        [[n, c.id, c.name, c.hours, c.course_type, c.lecturer_type, c.teaching_method, c.topics,
+                          c.institution, round(c.score, 2)] for n, c in enumerate(self.courses, start=1)])
+        checks = Table("指标核对", ["指标", "阈值", "方案值", "是否达标"],
+                       [[i.name, i.threshold, i.value, i.passed] for i in self.indicators])
+        return [courses, checks]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"title": self.title, "请求": self.request.to_dict(), "可行": self.feasible, "主体班次": self.is_main_class,
+                "党性教育班次": self.is_party_spirit_class, "课程": [c.to_dict() for c in self.courses],
+                "总学时": self.total_hours, "指标": [i.to_dict() for i in self.indicators], "原因": self.reasons,
+                "冲突约束": self.conflict, "候选课程数": self.candidates, "求解用时秒": round(self.solve_seconds, 3),
+                "已证明最优": self.proven_optimal}
+
+
+def _class_flags(catalogue: Catalogue, request: ProgrammeRequest) -> tuple[bool, bool]:
+    same = [k for k in catalogue.classes.values() if k.class_type == request.class_type]
+
+    def majority(explicit: bool | None, attr: str) -> bool:
+        if explicit is not None:
+            return explicit
+        return bool(same) and 2 * sum(getattr(k, attr) for k in same) > len(same)
+
+    return majority(request.is_main_class, "is_main_class"), majority(request.is_party_spirit_class, "is_party_spirit_class")
+
+
+def _validate(catalogue: Catalogue, request: ProgrammeRequest, ontology: Ontology) -> None:
+    allowed = ontology.classes["TrainingClass"].fields["classType"].allowed or ()
+    if request.class_type not in allowed:
+        raise InputError(f"班次类型『{request.class_type}』无效，应为 {'、'.join(allowed)} 之一")
+    if request.institution_id not in catalogue.institutions:
+        raise InputError(f"机构编号『{request.institution_id}』不存在")
+    if not request.total_hours > 0:
+        raise InputError(f"总学时应为正数，实际为 {request.total_hours}")
+    if request.hour_tolerance < 0:
+        raise InputError(f"学时容差应为非负数，实际为 {request.hour_tolerance}")
+    for topic in request.topics:
+        if topic not in catalogue.topics:
+            raise InputError(f"专题『{topic}』不是规划主题体系中的主题编号")
+    for course in request.required_courses + request.excluded_courses:
+        if course not in catalogue.courses:
+            raise InputError(f"课程编号『{course}』不存在")
+
+
+def _eligible(course: Course, request: ProgrammeRequest) -> bool:
+    if course.id in request.excluded_courses:
+        return False
+    if request.source_institutions is not None and course.institution not in request.source_institutions:
+        return False
+    wants_category = request.audience_categories and course.audience_category
+    wants_group = request.audience_groups and course.audience_group
+    if wants_category and not set(course.audience_category) & set(request.audience_categories):
+        return False
+    return not (wants_group and not set(course.audience_group) & set(request.audience_groups))
+
+
+def _row(values: np.ndarray) -> sparse.csr_matrix:
+    return sparse.csr_matrix(values.reshape(1, -1))
+
+
+def _families(catalogue: Catalogue, request: ProgrammeRequest, courses: list[Course],
+              rules: list[IndicatorRule]) -> list[Family]:
+    hours = np.array([c.hours for c in courses])
+    low = request.total_hours - request.hour_tolerance
+
+    def hours_text(row: int, achieved: float, gap: float, x: np.ndarray) -> str:
+        side = f"最多只能凑出 {achieved:g} 学时" if achieved < low else f"至少为 {achieved:g} 学时"
+        return f"总学时：要求 {request.total_hours:g} 学时，候选课程{side}（差 {gap:g} 学时）"
+
+    families = [Family("hours", "总学时", _row(hours), low, request.total_hours, hours_text)]
+    for topic in request.topics:
+        covering = np.array([any(catalogue.is_under(t, topic) for t in c.topics) for c in courses], dtype=float)
+        name = catalogue.topic_name(topic)
+        count = int(covering.sum())
+
+        def topic_text(row: int, achieved: float, gap: float, x: np.ndarray, name: str = name, count: int = count) -> str:
+            if count == 0:
+                return f"专题『{name}』无法覆盖：符合受众、来源与状态条件的候选课程中没有覆盖该专题的课程"
+            return f"专题『{name}』无法覆盖：覆盖该专题的 {count} 门候选课程与其他约束冲突"
+
+        families.append(Family(f"topic:{topic}", f"专题覆盖：{name}", _row(covering), 1, np.inf, topic_text))
+    for rule in rules:
+        weights = np.array([rule.numerator.weight(c, catalogue) for c in courses])
+
+        def share_text(row: int, achieved: float, gap: float, x: np.ndarray, rule: IndicatorRule = rule,
+                       weights: np.ndarray = weights) -> str:
+            total = float(hours @ x)
+            share = f"{100 * float(hours * weights @ x) / total:.1f}%" if total else "—"
+            counted = weights > 0
+            return (f"{rule.name}：要求不低于 {100 * rule.threshold:.1f}%，在其他约束下最高只能达到 {share}，"
+                    f"还差 {gap:.1f} 学时的计入课程（候选中计入该指标的课程共 {int(counted.sum())} 门、"
+                    f"{float(hours[counted] @ weights[counted]):g} 学时）")
+
+        families.append(Family(f"indicator:{rule.id}", rule.name, _row(hours * (weights - rule.threshold)), 0, np.inf,
+                               share_text))
+    if request.max_courses is not None:
+        def count_text(row: int, achieved: float, gap: float, x: np.ndarray) -> str:
+            return f"课程数上限：至多 {request.max_courses} 门，至少需要 {achieved:g} 门"
+
+        families.append(Family("max_courses", "课程数上限", _row(np.ones(len(courses))), 0, request.max_courses, count_text))
+    return families
+
+
+def build_programme(
+    catalogue: Catalogue,
+    request: ProgrammeRequest,
+    *,
+    demand: Mapping[str, float] | None = None,
+    as_of: dt.date | None = None,
+    time_limit: float = 60.0,
+    ontology: Ontology | None = None,
+) -> ProgrammeResult:
+    """The best programme for the request, or the reasons (in Chinese) why none exists."""
+    ontology = ontology or load_ontology()
+    _validate(catalogue, request, ontology)
+    institution = catalogue.institutions[request.institution_id]
+    is_main, is_party_spirit = _class_flags(catalogue, request)
+    rules = [r for r in teaching_rules(ontology.rules)
+             if r.scope.applies_to(institution) and r.scope.selects_kind(is_main, is_party_spirit)]
+    courses = [c for c in catalogue.published_courses if _eligible(c, request)]
+    courses.sort(key=lambda c: c.id)
+    missing = [c for c in request.required_courses if c not in {x.id for x in courses}]
+    if missing:
+        raise InputError(f"必选课程不在候选范围内（未发布、被排除或不符合受众/来源条件）：{'、'.join(missing)}")
+    scores = {c.id: c.score for c in score_candidates(catalogue, demand=demand, gates=(), as_of=as_of,
+                                                       kinds=("course",), ontology=ontology)}
+    hours = np.array([c.hours for c in courses])
+    objective = hours * np.array([scores[c.id] for c in courses])
+    lower = np.array([1.0 if c.id in request.required_courses else 0.0 for c in courses])
+    families = _families(catalogue, request, courses, rules)
+    result = ProgrammeResult(request, False, is_main, is_party_spirit, candidates=len(courses))
+    solution = solve(len(courses), families, objective, lower=lower, time_limit=time_limit)
+    result.solve_seconds = solution.seconds
+    if solution.x is None:
+        conflict, shortfalls = explain_infeasible(len(courses), families, lower=lower, time_limit=time_limit)
+        result.conflict = [f.label for f in conflict]
+        result.reasons = explanation(conflict, shortfalls, "满足全部要求的课程方案")
+        result.indicators = [ProgrammeIndicator(r.id, r.name, r.threshold, None, None) for r in rules]
+        return result
+    chosen = [courses[i] for i in solution.chosen]
+    order = {b: n for n, b in enumerate(catalogue.branches)}
+    chosen.sort(key=lambda c: (min((order.get(b, 99) for b in catalogue.branches_of(c.topics)), default=99), c.id))
+    result.feasible = True
+    result.proven_optimal = solution.status == "optimal"
+    result.courses = [ProgrammeCourse(c.id, c.name, c.hours, c.course_type, c.lecturer_type, c.teaching_method, c.topics,
+                                      c.institution, scores[c.id]) for c in chosen]
+    for rule in rules:
+        numerator, total = class_shares([(c, 1) for c in chosen], rule, catalogue)
+        value = numerator / total if total else None
+        result.indicators.append(ProgrammeIndicator(rule.id, rule.name, rule.threshold, value,
+                                                    None if value is None else value + 1e-9 >= rule.threshold))
+    return result

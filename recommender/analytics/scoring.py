@@ -1,0 +1,200 @@
+"""The configurable recommendation indicator system (推荐指标体系) for 好课程 / 好教材.
+
+Each candidate gets seven components on a 0–1 scale — expert review, learner rating, completion, freshness,
+the plan priority of its topics, learners' demand for its topics, case value — and a score out of 100: the
+weighted mean of the components it has data for.  Weights come from ``rules.yaml`` (``nomination.weights``)
+or the caller; a component nobody has data for (a textbook has no completion rate, demand may not be
+supplied) drops out and the remaining weights are rescaled, so courses and textbooks stay on one scale.
+Gates (passed political and quality review, by default) do not change the score; they make a candidate
+ineligible, and the breakdown says which gate failed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from kg.ontology import Ontology, load_ontology
+
+from recommender.analytics.catalogue import PUBLISHED, Catalogue, Course, Textbook, attribute_of
+from recommender.analytics.errors import InputError, RuleError
+
+__all__ = ["COMPONENTS", "Candidate", "ScoreComponent", "check_weights", "component_labels", "score_candidates"]
+
+COMPONENTS = ("expert", "rating", "completion", "freshness", "priority", "demand", "case_value")
+"""The components the scorer can compute; ``nomination.weights`` in rules.yaml may weight any of them."""
+
+_FIELD_OF = {"expert": "expertScore", "rating": "rating", "completion": "completionRate"}
+_OWN_LABELS = {"freshness": "内容时效", "priority": "规划重点程度", "demand": "学习需求", "case_value": "案例价值"}
+KIND_CLASS = {"course": "Course", "textbook": "Textbook"}
+
+
+def component_labels(ontology: Ontology | None = None) -> dict[str, str]:
+    """Chinese label of each component (field-backed ones use the ontology's field labels)."""
+    ontology = ontology or load_ontology()
+    return {key: ontology.property_labels.get(_FIELD_OF[key], key) if key in _FIELD_OF else _OWN_LABELS[key]
+            for key in COMPONENTS}
+
+
+@dataclass(frozen=True)
+class ScoreComponent:
+    """One component of a score: raw value, normalised value (0–1, None without data), weight, points."""
+
+    key: str
+    label: str
+    raw: float | None
+    value: float | None
+    weight: float
+    points: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "指标": self.label, "原始值": self.raw, "归一值": self.value,
+                "权重": self.weight, "得分": round(self.points, 2)}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A course or textbook with its score, breakdown and eligibility."""
+
+    id: str
+    kind: str
+    name: str
+    institution: str | None
+    topics: tuple[str, ...]
+    branches: tuple[str, ...]
+    is_case: bool
+    score: float
+    components: tuple[ScoreComponent, ...]
+    gate_failures: tuple[str, ...] = ()
+    published: bool = True
+
+    @property
+    def eligible(self) -> bool:
+        return self.published and not self.gate_failures
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "kind": self.kind, "名称": self.name, "机构": self.institution, "主题": list(self.topics),
+            "一级主题": list(self.branches), "案例": self.is_case, "总分": round(self.score, 2),
+            "得分明细": [c.to_dict() for c in self.components], "未通过门槛": list(self.gate_failures),
+            "已发布": self.published, "可推荐": self.eligible,
+        }
+
+
+def check_weights(weights: Mapping[str, Any]) -> dict[str, float]:
+    """Validated weights: known components, non-negative numbers, not all zero."""
+    unknown = set(weights) - set(COMPONENTS)
+    if unknown:
+        raise RuleError(f"推荐指标权重含未知指标：{'、'.join(sorted(unknown))}（可用：{'、'.join(COMPONENTS)}）")
+    out = {}
+    for key, value in weights.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise RuleError(f"推荐指标权重 {key} 应为非负数，实际为 {value!r}")
+        out[key] = float(value)
+    if not any(out.values()):
+        raise RuleError("推荐指标权重全为 0，无法计算得分")
+    return out
+
+
+def _years(since: dt.date | None, as_of: dt.date) -> float | None:
+    return None if since is None else max(0.0, (as_of - since).days / 365.25)
+
+
+def _max_inclusive(ontology: Ontology, field: str) -> float:
+    spec = ontology.classes["Course"].fields.get(field) or ontology.classes["Textbook"].fields[field]
+    return float(spec.max_inclusive or 1.0)
+
+
+class _Scorer:
+    """Everything a score needs that does not depend on the item, computed once per call."""
+
+    def __init__(self, catalogue: Catalogue, weights: Mapping[str, float], demand: Mapping[str, float] | None,
+                 gates: Sequence[str], as_of: dt.date, ontology: Ontology) -> None:
+        self.catalogue = catalogue
+        self.weights = {k: weights.get(k, 0.0) for k in COMPONENTS}
+        self.labels = component_labels(ontology)
+        self.scale = {key: _max_inclusive(ontology, field) for key, field in _FIELD_OF.items()}
+        self.as_of = as_of
+        self.demand = dict(demand or {})
+        self.max_demand = max(self.demand.values(), default=0)
+        priorities = [t.priority for t in catalogue.topics.values() if t.priority is not None]
+        self.max_priority = max(priorities, default=0)
+        self.gates = tuple(gates)
+        self.gate_labels = {g: ontology.property_labels.get(g, g) for g in self.gates}
+        for gate in self.gates:
+            attr = attribute_of(gate)
+            if attr not in Course.__dataclass_fields__ and attr not in Textbook.__dataclass_fields__:
+                raise RuleError(f"推荐门槛『{gate}』不是课程或教材的字段")
+
+    def _priority(self, topics: Iterable[str]) -> tuple[float | None, float | None]:
+        found = [p for p in (self.catalogue.priority_of(t) for t in topics) if p is not None]
+        if not found or not self.max_priority:
+            return None, None
+        best = min(found)
+        return float(best), (self.max_priority - best + 1) / self.max_priority
+
+    def _demand(self, topics: Iterable[str]) -> tuple[float | None, float | None]:
+        if self.max_demand <= 0:
+            return None, None
+        best = max((self.demand.get(t, 0) for t in topics), default=0)
+        return float(best), best / self.max_demand
+
+    def score(self, item: Course | Textbook) -> Candidate:
+        is_course = isinstance(item, Course)
+        freshness_date = (item.date_modified or item.date_created) if is_course else item.date_published
+        years = _years(freshness_date, self.as_of)
+        raw_values: dict[str, tuple[float | None, float | None]] = {
+            "expert": (item.expert_score, None if item.expert_score is None else item.expert_score / self.scale["expert"]),
+            "rating": (item.rating, None if item.rating is None else item.rating / self.scale["rating"]),
+            "completion": (item.completion_rate, item.completion_rate) if is_course else (None, None),
+            "freshness": (years, None if years is None else 1.0 / (1.0 + years)),
+            "priority": self._priority(item.topics),
+            "demand": self._demand(item.topics),
+            "case_value": (float(item.is_case), float(item.is_case)),
+        }
+        available = sum(self.weights[k] for k, (_, v) in raw_values.items() if v is not None)
+        components = tuple(
+            ScoreComponent(k, self.labels[k], raw, value, self.weights[k],
+                           100.0 * self.weights[k] * value / available if value is not None and available else 0.0)
+            for k, (raw, value) in raw_values.items()
+        )
+        failures = tuple(self.gate_labels[g] for g in self.gates if getattr(item, attribute_of(g), None) is not True)
+        return Candidate(
+            id=item.id, kind="course" if is_course else "textbook", name=item.name, institution=item.institution,
+            topics=item.topics, branches=self.catalogue.branches_of(item.topics), is_case=item.is_case,
+            score=sum(c.points for c in components), components=components, gate_failures=failures,
+            published=item.status == PUBLISHED,
+        )
+
+
+def score_candidates(
+    catalogue: Catalogue,
+    weights: Mapping[str, float] | None = None,
+    demand: Mapping[str, float] | None = None,
+    *,
+    gates: Sequence[str] | None = None,
+    as_of: dt.date | None = None,
+    kinds: Sequence[str] = ("course", "textbook"),
+    ontology: Ontology | None = None,
+) -> list[Candidate]:
+    """Score every course and textbook of the catalogue, best first.
+
+    ``weights`` and ``gates`` default to ``nomination.weights`` / ``nomination.gates`` of rules.yaml;
+    ``demand`` maps topic id → number of cadres for whom the topic is a gap (the recommender's gap analysis).
+    """
+    ontology = ontology or load_ontology()
+    rules = ontology.rules.get("nomination", {})
+    weights = check_weights(rules.get("weights", {}) if weights is None else weights)
+    unknown = set(kinds) - set(KIND_CLASS)
+    if unknown:
+        raise InputError(f"候选类型应为 {'、'.join(KIND_CLASS)}，实际含 {'、'.join(sorted(unknown))}")
+    scorer = _Scorer(catalogue, weights, demand, rules.get("gates", []) if gates is None else gates,
+                     as_of or dt.date.today(), ontology)
+    items: list[Course | Textbook] = []
+    if "course" in kinds:
+        items.extend(catalogue.courses.values())
+    if "textbook" in kinds:
+        items.extend(catalogue.textbooks.values())
+    return sorted((scorer.score(item) for item in items), key=lambda c: (-c.score, c.id))
