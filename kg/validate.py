@@ -142,7 +142,10 @@ def _check_fields(
     props: dict[str, Any] = {}
     edges: list[Edge] = []
     for field in spec.fields.values():
-        values = _values(data.get(field.name), field, report)
+        raw = data.get(field.name)
+        if raw is None and not field.min_count:
+            continue
+        values = _values(raw, field, report)
         if values is None:
             continue
         if len(values) < field.min_count:
