@@ -132,7 +132,7 @@ class NominationAudit:
 
 
 class _Reasons:
-    """Why an item leaves or joins, read from how the original list breaks the rules."""
+    """Why an item leaves or joins, read from how the list's valid items break the rules."""
 
     def __init__(self, catalogue: Catalogue, config: NominationConfig, items: Sequence[Candidate]) -> None:
         self.catalogue, self.config = catalogue, config
@@ -245,6 +245,7 @@ def check_nomination_list(
     keep = {pool[i].id for i in chosen}
     removed = [c for c in items if c.id not in keep]
     added = [pool[i] for i in chosen if pool[i].id not in in_list]
-    audit.swaps = _swaps(removed, added, _Reasons(catalogue, config, items))
+    staying = [c for c in items if c.eligible and c.id not in config.previous]  # the others must go anyway
+    audit.swaps = _swaps(removed, added, _Reasons(catalogue, config, staying))
     audit.proposed = [pool[i] for i in chosen]
     return audit

@@ -344,9 +344,9 @@ def candidate_table(title: str, items: Sequence[Candidate]) -> Table:
     headers = ["序号", ID_HEADERS[0], "名称", "机构", "一级主题", "案例", "总分"] + [f"{labels[k]}得分" for k in keys]
     rows = []
     for n, c in enumerate(items, start=1):
-        points = {p.key: round(p.points, 2) for p in c.components}
-        rows.append([n, c.id, c.name, c.institution or "", list(c.branches), c.is_case, round(c.score, 2)]
-                    + [points.get(k, 0.0) for k in keys])
+        points = {p.key: round(p.points, 2) if p.value is not None else "—" for p in c.components}
+        rows.append([n, c.id, c.name, c.institution_name, c.branch_names, c.is_case, round(c.score, 2)]
+                    + [points.get(k, "—") for k in keys])
     return Table(title, headers, rows)
 
 

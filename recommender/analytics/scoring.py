@@ -69,6 +69,8 @@ class Candidate:
     components: tuple[ScoreComponent, ...]
     gate_failures: tuple[str, ...] = ()
     published: bool = True
+    institution_name: str = ""
+    branch_names: tuple[str, ...] = ()
 
     @property
     def eligible(self) -> bool:
@@ -76,8 +78,9 @@ class Candidate:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "id": self.id, "kind": self.kind, "名称": self.name, "机构": self.institution, "主题": list(self.topics),
-            "一级主题": list(self.branches), "案例": self.is_case, "总分": round(self.score, 2),
+            "id": self.id, "kind": self.kind, "名称": self.name, "机构": self.institution,
+            "机构名称": self.institution_name, "主题": list(self.topics), "一级主题": list(self.branches),
+            "一级主题名称": list(self.branch_names), "案例": self.is_case, "总分": round(self.score, 2),
             "得分明细": [c.to_dict() for c in self.components], "未通过门槛": list(self.gate_failures),
             "已发布": self.published, "可推荐": self.eligible,
         }
@@ -160,12 +163,14 @@ class _Scorer:
                            100.0 * self.weights[k] * value / available if value is not None and available else 0.0)
             for k, (raw, value) in raw_values.items()
         )
+        branches = self.catalogue.branches_of(item.topics)
         failures = tuple(self.gate_labels[g] for g in self.gates if getattr(item, attribute_of(g), None) is not True)
         return Candidate(
             id=item.id, kind="course" if is_course else "textbook", name=item.name, institution=item.institution,
-            topics=item.topics, branches=self.catalogue.branches_of(item.topics), is_case=item.is_case,
+            topics=item.topics, branches=branches, is_case=item.is_case,
             score=sum(c.points for c in components), components=components, gate_failures=failures,
-            published=item.status == PUBLISHED,
+            published=item.status == PUBLISHED, institution_name=self.catalogue.institution_name(item.institution),
+            branch_names=tuple(self.catalogue.topic_name(b) for b in branches),
         )
 
 
