@@ -1,0 +1,159 @@
+"""The recommender as the web layer and the batch job call it: one object over a snapshot and a store.
+
+``Recommender(snapshot, store, search=None)`` answers, for one cadre at a time, with plain dataclasses
+whose ``to_dict()`` has Chinese keys: :meth:`profile`, :meth:`hours`, :meth:`gaps`, :meth:`learning_map`,
+:meth:`recommend` and :meth:`learning_path`.  Every method takes ``today`` (default: the clock, or the
+date given to the constructor), so reports "as of" a past date — and the offline evaluation — are exact.
+The snapshot is shared and read-only; the cadre's records are fetched from the store on each call.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from kg.config import Settings
+from kg.store import open_store
+from kg.store.base import Store
+from recommender.errors import InvalidRequest
+from recommender.gaps import CoverageConfig, GapReport, TopicCoverage, analyse_gaps
+from recommender.hours import HourReport, hour_report
+from recommender.labelled import Labelled
+from recommender.path import LearningPath, build_path
+from recommender.profile import CadreProfile, fetch_profile
+from recommender.recommend import RankConfig, Ranker, Recommendations
+from recommender.semantic import CourseVectors, EncoderVectors, SearchVectors, intent_scores
+from recommender.snapshot import CatalogueSnapshot, load_snapshot
+
+__all__ = ["LearningMap", "MAX_INTENT_CHARS", "Recommender"]
+
+#: Longest free-text intent accepted (the encoder reads ~512 tokens; intents are a sentence or two).
+MAX_INTENT_CHARS = 200
+#: How many ranked courses a learning path chooses from.
+PATH_POOL = 60
+
+
+@dataclass(frozen=True)
+class LearningMap(Labelled):
+    """Required topics with their coverage, grouped by the scheme's top branches — for a chart."""
+
+    cadre_id: str
+    today: dt.date
+    branches: dict[str, tuple[TopicCoverage, ...]]
+
+    LABELS: ClassVar[dict[str, str]] = {"cadre_id": "干部编号", "today": "统计日期", "branches": "板块"}
+
+
+class Recommender:
+    """Per-cadre answers over a shared catalogue snapshot.  ``search`` is an open
+    :class:`recommender.search.SearchService` (or any :class:`~recommender.semantic.CourseVectors`); without
+    one, a free-text intent is encoded with the local model on first use."""
+
+    def __init__(
+        self,
+        snapshot: CatalogueSnapshot,
+        store: Store,
+        search: Any = None,
+        *,
+        coverage: CoverageConfig | None = None,
+        ranking: RankConfig | None = None,
+        today: dt.date | Callable[[], dt.date] | None = None,
+        vectors_cache: Path | None = None,
+    ) -> None:
+        self.snapshot = snapshot
+        self.store = store
+        self.coverage = coverage or CoverageConfig()
+        self.ranker = Ranker(snapshot, ranking)
+        self._today = today
+        self._vectors: CourseVectors | None
+        if search is None:
+            self._vectors = None
+        elif hasattr(search, "course_vectors"):
+            self._vectors = search
+        else:
+            self._vectors = SearchVectors(search, snapshot)
+        self._vectors_cache = vectors_cache
+
+    @classmethod
+    def open(cls, settings: Settings | None = None, store: Store | None = None, search: Any = None, **kwargs: Any) -> Recommender:
+        """Open the configured store, load its snapshot, and build a recommender over both."""
+        settings = settings or Settings.from_env()
+        store = store or open_store(settings=settings)
+        return cls(load_snapshot(store), store, search, vectors_cache=settings.home / "recommender", **kwargs)
+
+    # ── inputs ──
+    def today(self, today: dt.date | None = None) -> dt.date:
+        if today is not None:
+            if not isinstance(today, dt.date):
+                raise InvalidRequest(f"today（统计日期）应为日期，实际为 {today!r}")
+            return today
+        if callable(self._today):
+            return self._today()
+        return self._today or dt.date.today()
+
+    @property
+    def vectors(self) -> CourseVectors:
+        """Course and query vectors: the search engine's when given, else encoded here (lazily, cached)."""
+        if self._vectors is None:
+            self._vectors = EncoderVectors(self.snapshot, cache_dir=self._vectors_cache)
+        return self._vectors
+
+    @staticmethod
+    def _clean_intent(intent: str | None) -> str | None:
+        if intent is None:
+            return None
+        if not isinstance(intent, str):
+            raise InvalidRequest(f"intent（学习意向）应为文本，实际为 {type(intent).__name__}")
+        intent = " ".join(intent.split())
+        if len(intent) > MAX_INTENT_CHARS:
+            raise InvalidRequest(f"intent（学习意向）不能超过 {MAX_INTENT_CHARS} 个字，实际为 {len(intent)} 个字")
+        return intent or None
+
+    # ── answers ──
+    def profile(self, cadre_id: str, today: dt.date | None = None) -> CadreProfile:
+        """Role, merged requirements and the records dated up to ``today``."""
+        return fetch_profile(self.store, self.snapshot, cadre_id, until=self.today(today))
+
+    def hours(self, cadre_id: str, today: dt.date | None = None) -> HourReport:
+        day = self.today(today)
+        return hour_report(self.profile(cadre_id, day), self.snapshot, day)
+
+    def gaps(self, cadre_id: str, today: dt.date | None = None) -> GapReport:
+        day = self.today(today)
+        return analyse_gaps(self.profile(cadre_id, day), self.snapshot, day, self.coverage)
+
+    def learning_map(self, cadre_id: str, today: dt.date | None = None) -> LearningMap:
+        report = self.gaps(cadre_id, today)
+        branches: dict[str, list[TopicCoverage]] = {}
+        for item in report.topics:
+            branches.setdefault(item.branch, []).append(item)
+        return LearningMap(report.cadre_id, report.today, {b: tuple(items) for b, items in branches.items()})
+
+    def recommend(self, cadre_id: str, k: int = 10, intent: str | None = None, today: dt.date | None = None) -> Recommendations:
+        """Top ``k`` courses with reasons, and textbooks/cases/sites for the largest gaps."""
+        if not isinstance(k, int) or isinstance(k, bool):
+            raise InvalidRequest(f"k（推荐条数）应为整数，实际为 {k!r}")
+        day = self.today(today)
+        intent = self._clean_intent(intent)
+        profile = self.profile(cadre_id, day)
+        report = analyse_gaps(profile, self.snapshot, day, self.coverage)
+        return self.ranker.rank(profile, report, day, k=k, intent=self.intent_vector(intent), intent_text=intent)
+
+    def intent_vector(self, intent: str | None) -> np.ndarray | None:
+        """Per-course [0, 1] closeness to the intent, or None without one."""
+        return None if intent is None else intent_scores(self.vectors, intent)
+
+    def learning_path(self, cadre_id: str, today: dt.date | None = None, intent: str | None = None) -> LearningPath:
+        """Courses in order that reach this year's remaining hours (see :mod:`recommender.path`)."""
+        day = self.today(today)
+        intent = self._clean_intent(intent)
+        profile = self.profile(cadre_id, day)
+        report = analyse_gaps(profile, self.snapshot, day, self.coverage)
+        ranked = self.ranker.rank(profile, report, day, k=PATH_POOL, intent=self.intent_vector(intent),
+                                  intent_text=intent, with_materials=False)
+        return build_path(ranked, hour_report(profile, self.snapshot, day), self.snapshot)
