@@ -1,0 +1,91 @@
+"""ganxun's service: a JSON API for other systems and server-rendered pages in Chinese.
+
+Built by :func:`create_app` the way Flask's tutorial builds ``flaskr``: defaults from the environment, then an
+optional config file under ``GANXUN_HOME``, then the caller's test config; every resource exposes
+``init_app(app)`` and every blueprint is registered here.  Production::
+
+    GANXUN_SECRET_KEY=… gunicorn -w 4 -b 127.0.0.1:8000 'api:create_app()'
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from kg.config import Settings
+
+__all__ = ["ConfigError", "create_app"]
+
+DEV_SECRET = "ganxun-dev-only-secret"
+
+
+class ConfigError(RuntimeError):
+    """The service is misconfigured (e.g. no secret key in production); the message says what to set."""
+
+
+def _defaults(settings: Settings) -> dict[str, Any]:
+    env = os.environ
+    return {
+        "SETTINGS": settings,
+        "STORE": None,  # None: GANXUN_STORE
+        "SECRET_KEY": env.get("GANXUN_SECRET_KEY"),
+        "ACCOUNTS_DB": env.get("GANXUN_ACCOUNTS_DB", str(settings.home / "accounts.db")),
+        "TOKEN_DAYS": int(env.get("GANXUN_TOKEN_DAYS", "30")),
+        "AS_OF": env.get("GANXUN_AS_OF"),  # None: today
+        "MAX_CONTENT_LENGTH": int(env.get("GANXUN_MAX_UPLOAD_MB", "32")) * 1024 * 1024,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": env.get("GANXUN_SECURE_COOKIES", "").lower() in ("1", "true", "yes"),
+        "DEVELOPMENT": False,
+        # OpenAPI (flask-smorest); the browsable docs load Swagger UI from our own static files
+        "API_TITLE": "干训 ganxun API",
+        "API_VERSION": "1",
+        "OPENAPI_VERSION": "3.0.3",
+        "OPENAPI_URL_PREFIX": "/",
+        "OPENAPI_JSON_PATH": "openapi.json",
+        "OPENAPI_SWAGGER_UI_PATH": "docs",
+        "OPENAPI_SWAGGER_UI_URL": "/static/vendor/swagger-ui/",
+        "API_SPEC_OPTIONS": {
+            "info": {"description": "干部教育培训知识图谱与推荐服务。认证：Authorization: Bearer <令牌>（POST /api/auth/token 获取）或登录后的会话 Cookie。"},
+        },
+    }
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the service.  ``test_config`` overrides everything (tests pass one; production passes none)."""
+    app = Flask(__name__)
+    settings = (test_config or {}).get("SETTINGS") or Settings.from_env()
+    app.config.from_mapping(_defaults(settings))
+    app.config.from_pyfile(str(Path(settings.home) / "api_config.py"), silent=True)
+    if test_config:
+        app.config.from_mapping(test_config)
+    if not app.config["SECRET_KEY"]:
+        if not (app.testing or app.debug or app.config["DEVELOPMENT"]):
+            raise ConfigError("生产环境必须设置环境变量 GANXUN_SECRET_KEY（例如 python -c 'import secrets; print(secrets.token_hex(32))'）")
+        app.config["SECRET_KEY"] = DEV_SECRET
+    app.json.ensure_ascii = False
+    app.json.sort_keys = False
+
+    from api import accounts, auth, errors, graph, jobs
+
+    accounts.init_app(app)
+    graph.init_app(app)
+    jobs.init_app(app)
+    auth.init_app(app)
+
+    api = errors.GanxunApi(app)
+    api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
+    api.spec.components.security_scheme("cookie", {"type": "apiKey", "in": "cookie", "name": "session"})
+
+    from api import admin, analytics, cadres, catalogue, nominations, search, transfer
+
+    for module in (auth, catalogue, search, cadres, analytics, nominations, transfer, admin):
+        api.register_blueprint(module.bp)
+
+    from api import pages
+
+    pages.init_app(app)
+    return app

@@ -1,0 +1,296 @@
+"""Users, API tokens and the audit log, in a small SQLite database of their own under ``Settings.home``.
+
+Kept apart from the graph store on purpose: the graph can be rebuilt from corpora at any time, accounts and
+the audit trail cannot.  Passwords are stored as werkzeug hashes; API tokens only as SHA-256 digests.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import secrets
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, current_app
+from werkzeug.security import check_password_hash, generate_password_hash
+
+__all__ = [
+    "ROLES",
+    "AccountError",
+    "Accounts",
+    "AuditEntry",
+    "User",
+    "accounts",
+    "init_app",
+]
+
+#: Application roles (not part of the domain ontology): identifier → Chinese name.
+ROLES: dict[str, str] = {"cadre": "学员", "designer": "课程设计者", "evaluator": "评估者", "admin": "管理员"}
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS users (
+    id INTEGER PRIMARY KEY,
+    username TEXT NOT NULL UNIQUE,
+    display_name TEXT NOT NULL,
+    password_hash TEXT NOT NULL,
+    role TEXT NOT NULL,
+    cadre_id TEXT,
+    active INTEGER NOT NULL DEFAULT 1,
+    created TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tokens (
+    digest TEXT PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    created TEXT NOT NULL,
+    expires TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    username TEXT,
+    action TEXT NOT NULL,
+    target TEXT,
+    detail TEXT NOT NULL DEFAULT '{}',
+    address TEXT
+);
+CREATE INDEX IF NOT EXISTS audit_at ON audit(at);
+"""
+
+
+class AccountError(ValueError):
+    """A request about accounts that cannot be honoured; ``field`` names the input at fault."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class User:
+    id: int
+    username: str
+    display_name: str
+    role: str
+    cadre_id: str | None
+    active: bool
+    created: str
+
+    @property
+    def role_name(self) -> str:
+        return ROLES.get(self.role, self.role)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "username": self.username,
+            "display_name": self.display_name,
+            "role": self.role,
+            "role_name": self.role_name,
+            "cadre_id": self.cadre_id,
+            "active": self.active,
+            "created": self.created,
+        }
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    at: str
+    username: str | None
+    action: str
+    target: str | None
+    detail: dict[str, Any]
+    address: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Accounts:
+    """The accounts database; one connection per thread (the server runs requests in threads)."""
+
+    def __init__(self, path: Path, token_days: int = 30) -> None:
+        self.path = Path(path)
+        self.token_days = token_days
+        self._local = threading.local()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn().executescript(_SCHEMA)
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    # ─── users ───
+    @staticmethod
+    def _user(row: tuple) -> User:
+        return User(row[0], row[1], row[2], row[3], row[4], bool(row[5]), row[6])
+
+    _USER_COLUMNS = "id, username, display_name, role, cadre_id, active, created"
+
+    def create_user(
+        self, username: str, password: str, role: str, display_name: str | None = None, cadre_id: str | None = None
+    ) -> User:
+        """Add a user; a cadre account must name the cadre whose records it may see."""
+        self._check(role, cadre_id, password)
+        try:
+            with self._tx() as conn:
+                cur = conn.execute(
+                    "INSERT INTO users(username, display_name, password_hash, role, cadre_id, created) VALUES (?,?,?,?,?,?)",
+                    (username, display_name or username, generate_password_hash(password), role,
+                     cadre_id if role == "cadre" else None, _now().isoformat()),
+                )
+        except sqlite3.IntegrityError:
+            raise AccountError(f"用户名『{username}』已存在", "username") from None
+        return self.get(cur.lastrowid)  # type: ignore[return-value]
+
+    @staticmethod
+    def _check(role: str, cadre_id: str | None, password: str | None) -> None:
+        if role not in ROLES:
+            raise AccountError("角色应为以下之一：" + "、".join(ROLES), "role")
+        if role == "cadre" and not cadre_id:
+            raise AccountError("学员账号必须关联一名干部（cadre_id）", "cadre_id")
+        if password is not None and len(password) < 8:
+            raise AccountError("密码至少 8 个字符", "password")
+
+    def update_user(
+        self,
+        user_id: int,
+        *,
+        role: str | None = None,
+        cadre_id: str | None = None,
+        display_name: str | None = None,
+        active: bool | None = None,
+        password: str | None = None,
+    ) -> User:
+        user = self.get(user_id)
+        if user is None:
+            raise LookupError(user_id)
+        role = role or user.role
+        cadre_id = cadre_id if cadre_id is not None else user.cadre_id
+        self._check(role, cadre_id, password)
+        with self._tx() as conn:
+            conn.execute(
+                "UPDATE users SET role=?, cadre_id=?, display_name=?, active=? WHERE id=?",
+                (role, cadre_id if role == "cadre" else None, display_name or user.display_name,
+                 int(user.active if active is None else active), user_id),
+            )
+            if password is not None:
+                conn.execute("UPDATE users SET password_hash=? WHERE id=?", (generate_password_hash(password), user_id))
+            if active is False or password is not None:
+                conn.execute("DELETE FROM tokens WHERE user_id=?", (user_id,))
+        return self.get(user_id)  # type: ignore[return-value]
+
+    def get(self, user_id: int) -> User | None:
+        row = self._conn().execute(f"SELECT {self._USER_COLUMNS} FROM users WHERE id=?", (user_id,)).fetchone()
+        return self._user(row) if row else None
+
+    def by_username(self, username: str) -> User | None:
+        row = self._conn().execute(f"SELECT {self._USER_COLUMNS} FROM users WHERE username=?", (username,)).fetchone()
+        return self._user(row) if row else None
+
+    def users(self) -> list[User]:
+        rows = self._conn().execute(f"SELECT {self._USER_COLUMNS} FROM users ORDER BY id").fetchall()
+        return [self._user(r) for r in rows]
+
+    def authenticate(self, username: str, password: str) -> User | None:
+        """The active user with this password, or None (the same answer for an unknown name and a wrong password)."""
+        row = self._conn().execute(
+            f"SELECT {self._USER_COLUMNS}, password_hash FROM users WHERE username=?", (username,)
+        ).fetchone()
+        if row is None:
+            check_password_hash(generate_password_hash("x"), password)  # same cost either way
+            return None
+        user = self._user(row[:-1])
+        return user if user.active and check_password_hash(row[-1], password) else None
+
+    # ─── tokens ───
+    def issue_token(self, user: User) -> tuple[str, str]:
+        """A new bearer token for the user and its expiry (ISO time); only its digest is stored."""
+        token = secrets.token_urlsafe(32)
+        now = _now()
+        expires = (now + dt.timedelta(days=self.token_days)).isoformat()
+        with self._tx() as conn:
+            conn.execute("DELETE FROM tokens WHERE expires < ?", (now.isoformat(),))
+            conn.execute("INSERT INTO tokens(digest, user_id, created, expires) VALUES (?,?,?,?)",
+                         (_digest(token), user.id, now.isoformat(), expires))
+        return token, expires
+
+    def user_for_token(self, token: str) -> User | None:
+        row = self._conn().execute(
+            f"SELECT {', '.join('u.' + c for c in self._USER_COLUMNS.split(', '))} FROM tokens t "
+            "JOIN users u ON u.id = t.user_id WHERE t.digest=? AND t.expires >= ? AND u.active=1",
+            (_digest(token), _now().isoformat()),
+        ).fetchone()
+        return self._user(row) if row else None
+
+    def revoke_token(self, token: str) -> None:
+        with self._tx() as conn:
+            conn.execute("DELETE FROM tokens WHERE digest=?", (_digest(token),))
+
+    # ─── audit ───
+    def audit(self, username: str | None, action: str, target: str | None = None,
+              detail: dict[str, Any] | None = None, address: str | None = None) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO audit(at, username, action, target, detail, address) VALUES (?,?,?,?,?,?)",
+                (_now().isoformat(), username, action, target,
+                 json.dumps(detail or {}, ensure_ascii=False, default=str), address),
+            )
+
+    def audit_log(self, limit: int = 50, offset: int = 0, username: str | None = None,
+                  action: str | None = None) -> tuple[int, list[AuditEntry]]:
+        where, params = [], []
+        if username:
+            where.append("username = ?")
+            params.append(username)
+        if action:
+            where.append("action = ?")
+            params.append(action)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        conn = self._conn()
+        total = conn.execute(f"SELECT count(*) FROM audit {clause}", params).fetchone()[0]
+        rows = conn.execute(
+            f"SELECT id, at, username, action, target, detail, address FROM audit {clause} "
+            "ORDER BY id DESC LIMIT ? OFFSET ?", [*params, limit, offset]
+        ).fetchall()
+        return total, [AuditEntry(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6]) for r in rows]
+
+
+def init_app(app: Flask) -> None:
+    """One accounts database per app, at ``ACCOUNTS_DB``."""
+    app.extensions["ganxun.accounts"] = Accounts(Path(app.config["ACCOUNTS_DB"]), app.config["TOKEN_DAYS"])
+
+
+def accounts() -> Accounts:
+    return current_app.extensions["ganxun.accounts"]

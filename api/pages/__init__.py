@@ -1,0 +1,45 @@
+"""Server-rendered pages in Chinese, one blueprint per kind of user.
+
+Pages call the same functions as the JSON API (never the API over HTTP) and hand chart data to the vendored
+ECharts as JSON embedded in the page.  An anonymous visitor is redirected to the login page; a user of
+another role gets a 403 page.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask
+
+from api.auth import role_check
+
+__all__ = ["init_app", "page"]
+
+
+def page(*roles: str) -> Callable:
+    """Guard a page view: login required, and one of ``roles`` when given."""
+
+    def decorator(view: Callable) -> Callable:
+        @functools.wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            role_check(roles)
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+def init_app(app: Flask) -> None:
+    from api.accounts import ROLES
+    from api.auth import current_user
+    from api.pages import account, admin, cadre, designer, evaluator
+
+    for module in (account, cadre, designer, evaluator, admin):
+        app.register_blueprint(module.bp)
+
+    @app.context_processor
+    def navigation() -> dict[str, Any]:
+        return {"user": current_user(), "ROLES": ROLES, "nav": account.navigation(current_user())}

@@ -1,0 +1,68 @@
+"""Login, logout and the home page that sends each user to the pages of their role."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
+
+from api.accounts import User, accounts
+from api.auth import audit, current_user
+from api.pages import page
+
+__all__ = ["bp", "navigation"]
+
+bp = Blueprint("account", __name__)
+
+#: role → [(endpoint, title)], in menu order.
+MENUS: dict[str, list[tuple[str, str]]] = {
+    "cadre": [("cadre.overview", "我的学习"), ("cadre.learning_map", "学习地图"), ("cadre.search", "课程检索")],
+    "designer": [("designer.coverage", "主题覆盖"), ("designer.indicators", "教学指标"), ("designer.programme", "班次方案"),
+                 ("cadre.search", "课程检索")],
+    "evaluator": [("evaluator.nominations", "推荐名单"), ("evaluator.check", "名单核验"), ("cadre.search", "课程检索")],
+    "admin": [("console.imports", "导入导出"), ("console.jobs", "同步与索引"), ("console.users", "用户与角色"),
+              ("console.audit_page", "审计日志"), ("designer.coverage", "主题覆盖"), ("evaluator.nominations", "推荐名单")],
+}
+
+
+def navigation(user: User | None) -> list[tuple[str, str]]:
+    return MENUS.get(user.role, []) if user else []
+
+
+def _safe_next(target: str | None) -> str | None:
+    """Only same-site paths, so the login form cannot be used to bounce users elsewhere."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return None
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    if request.method == "POST":
+        username = request.form.get("username", "").strip()
+        user = accounts().authenticate(username, request.form.get("password", ""))
+        if user is None:
+            accounts().audit(username or None, "登录失败", None, {"方式": "页面"}, request.remote_addr)
+            flash("用户名或密码错误", "error")
+            return render_template("login.html", username=username), 401
+        session.clear()
+        session["user_id"] = user.id
+        g.user = user
+        audit("登录")
+        return redirect(_safe_next(request.args.get("next")) or url_for("account.home"))
+    return render_template("login.html", username="")
+
+
+@bp.route("/logout", methods=["POST"])
+def logout() -> Any:
+    if current_user() is not None:
+        audit("退出登录")
+    session.clear()
+    return redirect(url_for("account.login"))
+
+
+@bp.route("/")
+@page()
+def home() -> Any:
+    menu = navigation(current_user())
+    return redirect(url_for(menu[0][0]))

@@ -1,0 +1,39 @@
+/* 干训: small helpers shared by the pages (charts from embedded JSON, job progress polling). */
+"use strict";
+
+function gxData(id) {
+  const el = document.getElementById(id);
+  return el ? JSON.parse(el.textContent) : null;
+}
+
+function gxChart(id, option) {
+  const el = document.getElementById(id);
+  if (!el || typeof echarts === "undefined") return null;
+  const chart = echarts.init(el, null, { renderer: "canvas" });
+  chart.setOption(option);
+  window.addEventListener("resize", () => chart.resize());
+  el.dataset.rendered = "1";
+  return chart;
+}
+
+async function gxPollJob(jobId, bar, text, done) {
+  const response = await fetch(`/api/admin/jobs/${jobId}`, { credentials: "same-origin" });
+  const job = await response.json();
+  bar.style.width = `${job.percent}%`;
+  text.textContent = `${job.state_name}：${job.message}（${job.percent}%）`;
+  if (job.state === "running") {
+    setTimeout(() => gxPollJob(jobId, bar, text, done), 800);
+  } else if (done) {
+    done(job);
+  }
+}
+
+async function gxStartJob(url, body, bar, text) {
+  const response = await fetch(url, {
+    method: "POST", credentials: "same-origin",
+    headers: { "Content-Type": "application/json" }, body: JSON.stringify(body || {}),
+  });
+  const job = await response.json();
+  if (!response.ok) { text.textContent = job["错误"] || "启动失败"; return; }
+  gxPollJob(job.id, bar, text);
+}

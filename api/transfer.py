@@ -1,0 +1,220 @@
+"""Import and export for administrators.
+
+Import takes JSONL, CSV or XLSX uploads and merges them through ``kg.build.import_files``: everything is
+validated first and every problem is answered row by row (file, line, field, what was expected); nothing is
+written unless all files pass.  Export gives the graph as Turtle or JSON-LD, or one table per class as CSV
+or XLSX with the field names as header, which the importer reads back.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from flask import Response, request
+from flask_smorest import abort
+from werkzeug.datastructures import FileStorage
+from werkzeug.utils import secure_filename
+
+from api import fields as f
+from api.auth import ApiBlueprint, audit
+from api.errors import fail
+from api.graph import graph, graph_changed
+from kg.build import BuildFailed, import_files
+from kg.model import Edge, Node
+from kg.ontology import ClassSpec, Ontology
+from kg.rdf import FORMATS, graph_to_rdf, serialize
+from kg.readers import SUPPORTED_SUFFIXES
+
+__all__ = ["ImportRejected", "bp", "class_table", "import_uploads"]
+
+bp = ApiBlueprint("transfer", __name__, url_prefix="/api/admin", description="导入与导出（管理员）")
+
+LIST_SEPARATOR = "；"
+TABLE_FORMATS = ("csv", "xlsx")
+
+
+class ImportForm(f.Schema):
+    type = f.String(metadata={"description": "CSV/XLSX 没有 type 列时，所有行的类（如 Course）"})
+
+
+class ImportFiles(f.Schema):
+    files = f.Raw(metadata={"type": "string", "format": "binary", "description": "一个或多个 .jsonl / .csv / .xlsx 文件"})
+
+
+class ImportResult(f.Schema):
+    files = f.List(f.String())
+    nodes = f.Integer()
+    edges = f.Integer()
+
+
+class ExportQuery(f.Schema):
+    format = f.String(load_default="turtle", validate=f.one_of(["turtle", "jsonld", *TABLE_FORMATS]),
+                      metadata={"description": "turtle | jsonld | csv | xlsx"})
+    type = f.String(metadata={"description": "只导出这一类（csv 必填）"})
+    include_personal = f.Boolean(load_default=False, metadata={"description": "是否包含干部与培训记录（个人数据）"})
+
+
+def _check_type(ontology: Ontology, name: str | None) -> ClassSpec | None:
+    if name is None:
+        return None
+    spec = ontology.classes.get(name)
+    if spec is None or spec.concept_scheme:
+        fail(422, "类名无效", {"type": ["应为以下之一：" + "、".join(c.name for c in ontology.data_classes)]})
+    return spec
+
+
+class ImportRejected(Exception):
+    """The uploads did not pass validation (or were not importable at all); nothing was written."""
+
+    def __init__(self, message: str, fields: dict[str, list[str]] | None = None,
+                 issues: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.fields = fields or {}
+        self.issues = issues or []
+
+
+def import_uploads(uploads: list[FileStorage], default_type: str | None) -> dict[str, Any]:
+    """Validate and merge uploaded files in one all-or-nothing import; audit the outcome either way."""
+    g = graph()
+    if default_type is not None and (default_type not in g.ontology.classes
+                                     or g.ontology.classes[default_type].concept_scheme):
+        raise ImportRejected("类名无效", {"type": ["应为以下之一：" + "、".join(c.name for c in g.ontology.data_classes)]})
+    uploads = [u for u in uploads if u.filename]
+    if not uploads:
+        raise ImportRejected("请上传至少一个文件", {"files": ["必填字段缺失"]})
+    with tempfile.TemporaryDirectory(prefix="ganxun-import-") as tmp:
+        paths: list[Path] = []
+        for k, upload in enumerate(uploads):
+            suffix = Path(upload.filename or "").suffix.lower()
+            if suffix not in SUPPORTED_SUFFIXES:
+                raise ImportRejected("文件格式不受支持", {"files": [f"{upload.filename}：应为 {'、'.join(SUPPORTED_SUFFIXES)}"]})
+            stem = Path(secure_filename(upload.filename or "") or "upload").stem or "upload"
+            path = Path(tmp) / f"{k:02d}-{stem}{suffix}"
+            upload.save(path)
+            paths.append(path)
+        shown = {str(p): (u.filename or p.name) for p, u in zip(paths, uploads)}
+        try:
+            report = import_files(g.store, paths, g.ontology, default_type)
+        except BuildFailed as exc:
+            issues = [{"file": shown.get(i.file, Path(i.file).name), "line": i.line, "field": i.field, "message": i.message}
+                      for i in exc.issues]
+            audit("导入被拒绝", None, files=list(shown.values()), problems=len(issues))
+            raise ImportRejected(f"校验未通过：{len(issues)} 个问题；未写入任何数据", issues=issues) from None
+    graph_changed()
+    audit("导入", None, files=list(shown.values()), nodes=len(report.nodes), edges=len(report.edges))
+    return {"files": list(shown.values()), "nodes": len(report.nodes), "edges": len(report.edges)}
+
+
+@bp.route("/import", methods=["POST"])
+@bp.requires("admin")
+@bp.arguments(ImportForm, location="form")
+@bp.arguments(ImportFiles, location="files")
+@bp.response(201, ImportResult)
+@bp.alt_response(422, response="UNPROCESSABLE_ENTITY")
+def import_upload(form: dict[str, Any], _files: dict[str, Any]) -> dict[str, Any]:
+    """上传 JSONL / CSV / XLSX 合并导入：全部通过校验才写入，否则逐行列出问题"""
+    try:
+        return import_uploads(request.files.getlist("files"), form.get("type"))
+    except ImportRejected as exc:
+        abort(422, message=str(exc), errors=exc.fields, issues=exc.issues)
+
+
+def _selection(ontology: Ontology, spec: ClassSpec | None, include_personal: bool) -> tuple[list[Node], list[Edge]]:
+    store = graph().store
+    personal = graph().personal_labels
+    nodes = [n for n in store.nodes(spec.name if spec else None) if include_personal or n.label not in personal]
+    keep = {n.id for n in nodes}
+    if spec:
+        edges = [e for n in nodes for e in store.edges(src=n.id)]
+        keep |= {e.dst for e in edges}
+        return nodes, edges
+    return nodes, [e for e in store.edges() if e.src in keep and e.dst in keep]
+
+
+def class_table(spec: ClassSpec, nodes: Iterable[Node], edges: Iterable[Edge]) -> list[list[Any]]:
+    """Rows (header first) of one class: ``type``, ``id`` and every field; lists joined by ``；``."""
+    fields = sorted(spec.fields)
+    by_src: dict[tuple[str, str], list[Edge]] = {}
+    for e in edges:
+        by_src.setdefault((e.src, e.type), []).append(e)
+    rows: list[list[Any]] = [["type", "id", *fields]]
+    for node in nodes:
+        row: list[Any] = [spec.name, node.id]
+        for name in fields:
+            field = spec.fields[name]
+            if field.is_relation:
+                linked = sorted(by_src.get((node.id, field.rel_type or ""), []), key=lambda e: (e.props.get("ord", 0), e.dst))
+                row.append(LIST_SEPARATOR.join(e.dst for e in linked))
+                continue
+            value = node.props.get(name)
+            if isinstance(value, list):
+                value = LIST_SEPARATOR.join(str(v) for v in value)
+            elif isinstance(value, bool):
+                value = "true" if value else "false"
+            row.append("" if value is None else value)
+        rows.append(row)
+    return rows
+
+
+def _csv(rows: list[list[Any]]) -> bytes:
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows(rows)
+    return buffer.getvalue().encode("utf-8-sig")
+
+
+def _xlsx(tables: dict[str, list[list[Any]]]) -> bytes:
+    from openpyxl import Workbook
+
+    book = Workbook()
+    book.remove(book.active)
+    for title, rows in tables.items():
+        sheet = book.create_sheet(title[:31])
+        for row in rows:
+            sheet.append(row)
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+MEDIA = {
+    "turtle": ("text/turtle; charset=utf-8", "ttl"),
+    "jsonld": ("application/ld+json", "jsonld"),
+    "csv": ("text/csv; charset=utf-8", "csv"),
+    "xlsx": ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xlsx"),
+}
+
+
+@bp.route("/export")
+@bp.requires("admin")
+@bp.arguments(ExportQuery, location="query")
+@bp.response(200, content_type="application/octet-stream", description="导出的文件")
+def export(args: dict[str, Any]) -> Response:
+    """导出图谱：Turtle / JSON-LD（含 schema.org 术语），或按类导出 CSV / XLSX（可再导入）"""
+    g = graph()
+    fmt = args["format"]
+    spec = _check_type(g.ontology, args.get("type"))
+    if spec and spec.personal and not args["include_personal"]:
+        fail(422, "个人数据需明确要求导出", {"include_personal": ["导出干部或培训记录时应为 true"]})
+    if fmt == "csv" and spec is None:
+        fail(422, "CSV 一次只导出一类", {"type": ["format=csv 时必填"]})
+    nodes, edges = _selection(g.ontology, spec, args["include_personal"])
+    if fmt in FORMATS:
+        body: bytes = serialize(graph_to_rdf(nodes, edges, g.ontology), fmt).encode("utf-8")
+    else:
+        classes = [spec] if spec else [c for c in g.ontology.classes.values()
+                                        if c.concept_scheme is None and (args["include_personal"] or not c.personal)]
+        tables = {c.label: class_table(c, [n for n in nodes if n.label == c.name], edges) for c in classes}
+        body = _csv(next(iter(tables.values()))) if fmt == "csv" else _xlsx(tables)
+    media, suffix = MEDIA[fmt]
+    name = f"ganxun-{spec.name if spec else 'graph'}.{suffix}"
+    if args["include_personal"]:
+        audit("导出个人数据", spec.name if spec else None, format=fmt, nodes=len(nodes))
+    return Response(body, mimetype=media.split(";")[0], headers={
+        "Content-Disposition": f'attachment; filename="{name}"',
+        "Content-Type": media,
+    })
