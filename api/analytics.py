@@ -1,0 +1,225 @@
+"""Aggregates for curriculum designers (and evaluators and administrators): topic coverage against demand,
+under-served topics, teaching-indicator compliance per institution and period, matching teachers, cases
+and sites for a topic, and the class programme builder.  Each report can also be downloaded as CSV/XLSX
+through ``recommender.analytics.exports``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from flask import Response
+
+from api import fields as f
+from api.auth import ApiBlueprint
+from api.errors import fail
+from api.graph import get_node, graph
+from api.reports import as_of, report_schema
+
+__all__ = ["analytics_catalogue", "bp", "download", "run_analytics", "topic_demand"]
+
+bp = ApiBlueprint("analytics", __name__, url_prefix="/api/analytics",
+                  description="课程设计与评估：主题覆盖、需求与供给、教学指标、班次方案")
+
+READERS = ("designer", "evaluator", "admin")
+FORMATS = ("json", "csv", "xlsx")
+LEVELS_FIELD = ("Institution", "level")
+
+MEDIA = {"csv": "text/csv; charset=utf-8", "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+
+
+def analytics_catalogue() -> Any:
+    from recommender.analytics.catalogue import load_catalogue
+
+    g = graph()
+    return g.derived("analytics_catalogue", lambda: load_catalogue(g.store, g.ontology))
+
+
+def topic_demand() -> dict[str, float] | None:
+    """Cadres per topic for whom it is a gap, from the recommender's gap analysis (None until available)."""
+    try:
+        from recommender import demand
+    except ImportError:
+        return None
+    g = graph()
+    return g.derived("topic_demand", lambda: demand.topic_demand(g.store))
+
+
+def run_analytics(action: Any) -> Any:
+    """Run an analytics call; its input errors (Chinese, naming the field) become 422."""
+    from recommender.analytics.errors import AnalyticsError
+
+    try:
+        return action()
+    except AnalyticsError as exc:
+        fail(422, str(exc))
+
+
+def download(report: Any, fmt: str, stem: str) -> Any:
+    """The report as JSON (its ``to_dict``) or as a CSV/XLSX attachment."""
+    if fmt == "json":
+        return report.to_dict()
+    from recommender.analytics.exports import export
+
+    with tempfile.TemporaryDirectory(prefix="ganxun-report-") as tmp:
+        path = export(report, Path(tmp) / f"{stem}.{fmt}")
+        body = path.read_bytes()
+    return Response(body, headers={"Content-Type": MEDIA[fmt], "Content-Disposition": f'attachment; filename="{stem}.{fmt}"'})
+
+
+def _levels() -> list[str]:
+    spec = graph().ontology.classes[LEVELS_FIELD[0]].fields[LEVELS_FIELD[1]]
+    return list(spec.allowed or ())
+
+
+class FormatQuery(f.Schema):
+    format = f.String(load_default="json", validate=f.one_of(FORMATS), metadata={"description": "json | csv | xlsx"})
+
+
+class CoverageQuery(FormatQuery):
+    institution = f.String(validate=f.length(1, 200), metadata={"description": "只统计该机构的课程（机构编号）"})
+    level = f.String(metadata={"description": "只统计该层级机构的课程（中央/省/市/县）"})
+    top = f.Integer(load_default=20, validate=f.range_(1, 200), metadata={"description": "列出的供给不足主题数"})
+    date = f.Date(metadata={"description": "统计基准日（YYYY-MM-DD），默认今天"})
+
+
+class UnderservedQuery(f.Schema):
+    by = f.String(load_default="level", validate=f.one_of(["level", "institution"]), metadata={"description": "level | institution"})
+    top = f.Integer(load_default=10, validate=f.range_(1, 100))
+    date = f.Date()
+
+
+class IndicatorQuery(FormatQuery):
+    institution = f.String(required=True, validate=f.length(1, 200), metadata={"description": "机构编号"})
+    period = f.String(required=True, validate=f.length(4, 20), metadata={"description": "学期（如 2025春）或学年（如 2025）"})
+    top = f.Integer(load_default=5, validate=f.range_(1, 50), metadata={"description": "每个指标列出的影响最大课程数"})
+
+
+class ProgrammeBody(f.Schema):
+    institution = f.String(required=True, validate=f.length(1, 200), metadata={"description": "举办机构编号"})
+    class_type = f.String(required=True, validate=f.length(1, 40), metadata={"description": "班次类型（如 主体班、进修班、专题班）"})
+    total_hours = f.Float(required=True, validate=f.range_(1, 2000), metadata={"description": "总学时"})
+    topics = f.List(f.String(validate=f.length(1, 200)), load_default=list, validate=f.length(0, 50))
+    categories = f.List(f.String(validate=f.length(1, 200)), load_default=list, validate=f.length(0, 20))
+    groups = f.List(f.String(validate=f.length(1, 200)), load_default=list, validate=f.length(0, 30))
+    tolerance = f.Float(load_default=0.0, validate=f.range_(0, 100), metadata={"description": "允许少于总学时的学时数"})
+    own_courses = f.Boolean(load_default=False, metadata={"description": "只用本机构的课程"})
+    required_courses = f.List(f.String(validate=f.length(1, 200)), load_default=list, validate=f.length(0, 100))
+    excluded_courses = f.List(f.String(validate=f.length(1, 200)), load_default=list, validate=f.length(0, 500))
+    max_courses = f.Integer(validate=f.range_(1, 200))
+    format = f.String(load_default="json", validate=f.one_of(FORMATS))
+
+
+Coverage = report_schema("CoverageReport", "每个规划主题的课程供给、时效、评分与需求，及供给不足主题排名")
+Underserved = report_schema("UnderservedByGroup", "按机构层级或机构分组的供给不足主题")
+Indicators = report_schema("IndicatorReport", "某机构某学期的教学指标与课程更新指标")
+Programme = report_schema("ProgrammeResult", "班次课程方案及指标核对，或无可行方案的原因")
+TopicResources = report_schema("TopicResources", "某主题（含下位主题）的师资、案例、现场教学点与课程")
+
+
+def coverage(args: dict[str, Any]) -> Any:
+    from recommender.analytics.coverage import coverage_report
+
+    if args.get("level") is not None and args["level"] not in _levels():
+        fail(422, "请求参数未通过校验", {"level": ["应为以下之一：" + "、".join(_levels())]})
+    return run_analytics(lambda: coverage_report(
+        analytics_catalogue(), topic_demand(), institution=args.get("institution"), level=args.get("level"),
+        as_of=as_of(args.get("date")), top=args["top"], ontology=graph().ontology))
+
+
+@bp.route("/coverage")
+@bp.requires(*READERS)
+@bp.arguments(CoverageQuery, location="query")
+@bp.response(200, Coverage)
+def coverage_view(args: dict[str, Any]) -> Any:
+    """主题覆盖、时效与需求；供给不足的主题"""
+    return download(coverage(args), args["format"], "coverage")
+
+
+@bp.route("/underserved")
+@bp.requires(*READERS)
+@bp.arguments(UnderservedQuery, location="query")
+@bp.response(200, Underserved)
+def underserved(args: dict[str, Any]) -> dict[str, Any]:
+    """按机构层级（或机构）列出供给不足的主题"""
+    from recommender.analytics.coverage import underserved_by
+
+    groups = run_analytics(lambda: underserved_by(analytics_catalogue(), topic_demand(), args["by"],
+                                                  as_of=as_of(args.get("date")), top=args["top"], ontology=graph().ontology))
+    return {key: [row.to_dict() for row in rows] for key, rows in groups.items()}
+
+
+def indicators(args: dict[str, Any]) -> Any:
+    from recommender.analytics.indicators import teaching_indicators
+
+    get_node(args["institution"], "Institution")
+    return run_analytics(lambda: teaching_indicators(analytics_catalogue(), args["institution"], args["period"],
+                                                     top=args["top"], ontology=graph().ontology))
+
+
+@bp.route("/indicators")
+@bp.requires(*READERS)
+@bp.arguments(IndicatorQuery, location="query")
+@bp.response(200, Indicators)
+@bp.alt_response(404, response="NOT_FOUND")
+def indicators_view(args: dict[str, Any]) -> Any:
+    """某机构某学期（或学年）的教学指标达标情况"""
+    return download(indicators(args), args["format"], "indicators")
+
+
+def programme(args: dict[str, Any]) -> Any:
+    from recommender.analytics.programme import ProgrammeRequest, build_programme
+
+    get_node(args["institution"], "Institution")
+    request = ProgrammeRequest(
+        args["institution"], args["class_type"], args["total_hours"], tuple(args["topics"]), tuple(args["categories"]),
+        tuple(args["groups"]), hour_tolerance=args["tolerance"],
+        source_institutions=(args["institution"],) if args["own_courses"] else None,
+        required_courses=tuple(args["required_courses"]), excluded_courses=tuple(args["excluded_courses"]),
+        max_courses=args.get("max_courses"))
+    return run_analytics(lambda: build_programme(analytics_catalogue(), request, demand=topic_demand(), time_limit=20.0,
+                                                 ontology=graph().ontology))
+
+
+@bp.route("/programme", methods=["POST"])
+@bp.requires(*READERS)
+@bp.arguments(ProgrammeBody)
+@bp.response(200, Programme)
+@bp.alt_response(404, response="NOT_FOUND")
+def programme_view(args: dict[str, Any]) -> Any:
+    """按班次类型、学员、总学时与专题求解满足教学指标的课程方案"""
+    return download(programme(args), args["format"], "programme")
+
+
+def topic_resources(topic_id: str) -> dict[str, Any]:
+    """Teachers expert in the topic, cases and sites illustrating it, and published courses covering it —
+    the topic and its narrower topics."""
+    from api.catalogue import node_summary
+
+    g = graph()
+    topic = get_node(topic_id, "Topic")
+    rel = g.ontology.relationship_types
+    topics, frontier = {topic.id}, [topic.id]
+    while frontier:
+        frontier = [e.src for t in frontier for e in g.store.edges(type=rel["broader"], dst=t) if e.src not in topics]
+        topics.update(frontier)
+
+    def linked(rel_name: str, label: str) -> list[dict[str, Any]]:
+        ids = {e.src for t in topics for e in g.store.edges(type=rel[rel_name], dst=t)}
+        return [node_summary(n, g.ontology) for n in g.store.get_nodes(ids) if n.label == label]
+
+    return {"主题": node_summary(topic, g.ontology), "含下位主题": sorted(topics),
+            "师资": linked("expertIn", "Teacher"), "案例": linked("illustrates", "CaseStudy"),
+            "现场教学点": linked("illustrates", "DemonstrationSite"), "课程": linked("covers", "Course"),
+            "教材": linked("covers", "Textbook")}
+
+
+@bp.route("/topics/<path:topic_id>/resources")
+@bp.requires(*READERS)
+@bp.response(200, TopicResources)
+@bp.alt_response(404, response="NOT_FOUND")
+def topic_resources_view(topic_id: str) -> dict[str, Any]:
+    """某主题可用的师资、案例、现场教学点、课程与教材（含下位主题）"""
+    return topic_resources(topic_id)

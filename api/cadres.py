@@ -1,0 +1,183 @@
+"""A cadre's own learning: profile, hour compliance, knowledge gaps, learning map, recommendations with
+reasons, the learning path, and a download of their own records.
+
+A cadre account reads only its own cadre (403 otherwise); administrators read anyone's; designers and
+evaluators, who work with aggregates, read none.  The lookup and its checks live in ``api.graph.get_node``.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from typing import Any
+
+from flask import Response
+
+from api import fields as f
+from api.auth import ApiBlueprint, audit, current_user
+from api.errors import fail
+from api.graph import get_node, graph
+from api.reports import as_of, report_schema
+from recommender.errors import InvalidRequest, UnknownCadre
+
+__all__ = ["bp", "recommender"]
+
+bp = ApiBlueprint("cadres", __name__, url_prefix="/api/cadres",
+                  description="干部本人：学时、缺口、学习地图、推荐、学习路径、本人档案下载")
+
+CADRE_READERS = ("cadre", "admin")
+MAX_K = 50
+
+
+class DateQuery(f.Schema):
+    date = f.Date(metadata={"description": "统计日期（YYYY-MM-DD），默认今天"})
+
+
+class RecommendQuery(DateQuery):
+    k = f.Integer(load_default=10, validate=f.range_(1, MAX_K), metadata={"description": f"推荐条数（1—{MAX_K}）"})
+    intent = f.String(validate=f.length(1, 200), metadata={"description": "学习意向（一两句话，可选）"})
+
+
+class PathQuery(DateQuery):
+    intent = f.String(validate=f.length(1, 200), metadata={"description": "学习意向（可选）"})
+
+
+class RecordsQuery(f.Schema):
+    format = f.String(load_default="json", validate=f.one_of(["json", "csv", "xlsx"]),
+                      metadata={"description": "json | csv | xlsx"})
+
+
+Profile = report_schema("CadreProfile", "干部画像：类别、岗位、培训对象与合并后的学习要求")
+Hours = report_schema("HourReport", "学时达标：每条学时规则的进度、预计期末学时与状态；领导班子培训要求；可疑学习行为")
+Gaps = report_schema("GapReport", "知识缺口：每个要求主题的有效覆盖学时、覆盖率与说明")
+LearningMap = report_schema("LearningMap", "学习地图：按板块分组的要求主题及覆盖情况")
+Recommendations = report_schema("Recommendations", "推荐课程（附理由）、配套资源与主要缺口")
+LearningPath = report_schema("LearningPath", "学习路径：按先修顺序排列、达到本年度尚需学时的课程")
+Records = report_schema("CadreRecords", "本人培训记录")
+
+
+def recommender() -> Any:
+    """The app's recommender over the current graph (rebuilt after the graph changes)."""
+    from recommender.service import Recommender
+    from recommender.snapshot import load_snapshot
+
+    g = graph()
+    return g.derived("recommender", lambda: Recommender(
+        load_snapshot(g.store, g.ontology), g.store, vectors_cache=g.settings.home / "recommender"))
+
+
+def answer(cadre_id: str, method: str, **kwargs: Any) -> dict[str, Any]:
+    """Check access to the cadre, then ask the recommender; its input errors become 404 / 422."""
+    get_node(cadre_id, "Cadre")
+    try:
+        return getattr(recommender(), method)(cadre_id, **kwargs).to_dict()
+    except UnknownCadre as exc:
+        fail(404, str(exc))
+    except InvalidRequest as exc:
+        fail(422, str(exc))
+
+
+def _route(path: str, schema: type, summary: str, query: type = DateQuery, **extra: Any):
+    def decorator(view):
+        view.__doc__ = summary
+        view = bp.response(200, schema)(view)
+        view = bp.alt_response(404, response="NOT_FOUND")(view)
+        view = bp.arguments(query, location="query")(view)
+        view = bp.requires(*CADRE_READERS)(view)
+        return bp.route(path, **extra)(view)
+
+    return decorator
+
+
+@_route("/<path:cadre_id>/hours", Hours, "学时达标情况（含预计期末学时）")
+def hours(args: dict[str, Any], cadre_id: str) -> dict[str, Any]:
+    return answer(cadre_id, "hours", today=as_of(args.get("date")))
+
+
+@_route("/<path:cadre_id>/gaps", Gaps, "知识缺口")
+def gaps(args: dict[str, Any], cadre_id: str) -> dict[str, Any]:
+    return answer(cadre_id, "gaps", today=as_of(args.get("date")))
+
+
+@_route("/<path:cadre_id>/learning-map", LearningMap, "学习地图（要求主题按板块分组，含覆盖率）")
+def learning_map(args: dict[str, Any], cadre_id: str) -> dict[str, Any]:
+    return answer(cadre_id, "learning_map", today=as_of(args.get("date")))
+
+
+@_route("/<path:cadre_id>/recommendations", Recommendations, "推荐课程（附理由）", RecommendQuery)
+def recommendations(args: dict[str, Any], cadre_id: str) -> dict[str, Any]:
+    return answer(cadre_id, "recommend", k=args["k"], intent=args.get("intent"), today=as_of(args.get("date")))
+
+
+@_route("/<path:cadre_id>/learning-path", LearningPath, "学习路径", PathQuery)
+def learning_path(args: dict[str, Any], cadre_id: str) -> dict[str, Any]:
+    return answer(cadre_id, "learning_path", intent=args.get("intent"), today=as_of(args.get("date")))
+
+
+def own_records(cadre_id: str) -> tuple[list[str], list[list[Any]]]:
+    """Header and rows of the cadre's training records (field labels in Chinese), oldest first."""
+    g = graph()
+    spec = g.ontology.classes["TrainingRecord"]
+    record_ids = [e.src for e in g.store.edges(type=g.ontology.relationship_types["ofCadre"], dst=cadre_id)]
+    names = {n.id: n.props.get("name", n.id) for n in g.store.get_nodes(
+        e.dst for r in record_ids for e in g.store.edges(src=r))}
+    fields = [name for name in sorted(spec.fields) if name != "ofCadre"]
+    header = ["编号", *(spec.fields[name].label for name in fields)]
+    rows: list[list[Any]] = []
+    for node in sorted(g.store.get_nodes(record_ids), key=lambda n: (n.props.get("date", ""), n.id)):
+        links = {e.type: e.dst for e in g.store.edges(src=node.id)}
+        row: list[Any] = [node.id]
+        for name in fields:
+            field = spec.fields[name]
+            if field.is_relation:
+                target = links.get(field.rel_type or "")
+                row.append(f"{names.get(target, target)}（{target}）" if target else "")
+            else:
+                value = node.props.get(name)
+                row.append("是" if value is True else "否" if value is False else "" if value is None else value)
+        rows.append(row)
+    return header, rows
+
+
+@bp.route("/<path:cadre_id>/records")
+@bp.requires(*CADRE_READERS)
+@bp.arguments(RecordsQuery, location="query")
+@bp.response(200, Records)
+@bp.alt_response(404, response="NOT_FOUND")
+def records(args: dict[str, Any], cadre_id: str) -> Any:
+    """下载本人培训档案（JSON、CSV 或 XLSX）"""
+    node = get_node(cadre_id, "Cadre")
+    header, rows = own_records(cadre_id)
+    if current_user().cadre_id != cadre_id:
+        audit("查阅干部档案", cadre_id, format=args["format"])
+    if args["format"] == "json":
+        return {"干部编号": cadre_id, "姓名": node.props.get("name"), "记录": [dict(zip(header, r)) for r in rows]}
+    stamp = dt.date.today().isoformat()
+    if args["format"] == "csv":
+        buffer = io.StringIO()
+        csv.writer(buffer).writerows([header, *rows])
+        body, media, suffix = buffer.getvalue().encode("utf-8-sig"), "text/csv; charset=utf-8", "csv"
+    else:
+        from openpyxl import Workbook
+
+        book = Workbook()
+        sheet = book.active
+        sheet.title = "培训记录"
+        for row in [header, *rows]:
+            sheet.append(row)
+        out = io.BytesIO()
+        book.save(out)
+        body, media, suffix = out.getvalue(), "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xlsx"
+    filename = f"records-{cadre_id.split(':')[-1]}-{stamp}.{suffix}"
+    return Response(body, headers={"Content-Type": media, "Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+@bp.route("/<path:cadre_id>")
+@bp.requires(*CADRE_READERS)
+@bp.arguments(DateQuery, location="query")
+@bp.response(200, Profile)
+@bp.alt_response(404, response="NOT_FOUND")
+def profile(args: dict[str, Any], cadre_id: str) -> dict[str, Any]:
+    """干部画像与学习要求"""
+    return answer(cadre_id, "profile", today=as_of(args.get("date")))
