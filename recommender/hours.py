@@ -23,6 +23,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
+import numpy as np
+
 from recommender.labelled import Labelled
 from recommender.profile import CadreProfile, Record
 from recommender.snapshot import CatalogueSnapshot
@@ -34,6 +36,7 @@ __all__ = [
     "LeadershipCompliance",
     "PlausibilityFlag",
     "RuleCompliance",
+    "credit_mode_mask",
     "credit_record",
     "estimate_credit",
     "hour_report",
@@ -129,6 +132,11 @@ def credit_record(record: Record, snapshot: CatalogueSnapshot) -> Credit:
     if record.mode == vocab.concentrated_mode:
         return _concentrated_credit(record, snapshot)
     return Credit(0.0, 0.0, False, f"培训方式『{record.mode}』无法识别，应为『{vocab.concentrated_mode}』或『{vocab.online_mode}』")
+
+
+def credit_mode_mask(snapshot: CatalogueSnapshot, mode: str) -> np.ndarray:
+    """Courses whose hours would be credited under ``mode``: online courses as 网络自学, the rest as 集中培训."""
+    return snapshot.course_online if mode == snapshot.vocab.online_mode else ~snapshot.course_online
 
 
 def estimate_credit(snapshot: CatalogueSnapshot, course: int) -> tuple[str, float]:

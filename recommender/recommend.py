@@ -33,7 +33,7 @@ from recommender.labelled import Labelled
 from recommender.profile import CadreProfile
 from recommender.snapshot import CatalogueSnapshot, Material
 
-__all__ = ["RankConfig", "Ranker", "Recommendations", "Suggestion"]
+__all__ = ["RankConfig", "Ranker", "Recommendations", "Suggestion", "completed_courses"]
 
 _DAYS_PER_YEAR = 365.25
 
@@ -46,7 +46,7 @@ class RankConfig:
     graph: float = 0.35
     semantic: float = 0.6
     quality: float = 0.15
-    popularity: float = 0.25
+    popularity: float = 0.6
     freshness: float = 0.1
     format: float = 0.1
     audience: float = 0.1
@@ -113,7 +113,7 @@ class Recommendations(Labelled):
     }
 
 
-def _completed_courses(profile: CadreProfile, snapshot: CatalogueSnapshot, today: dt.date) -> set[int]:
+def completed_courses(profile: CadreProfile, snapshot: CatalogueSnapshot, today: dt.date) -> set[int]:
     """Courses the cadre completed (alone or in a class) by ``today``, and the newer versions replacing them."""
     done: set[int] = set()
     for record in profile.records:
@@ -190,7 +190,7 @@ class Ranker:
         best = fill.max(axis=1)
         gap = best + c.multi_gap * (fill.sum(axis=1) - best)
         graph = np.append(graph_t, 0.0)[self._topics].max(axis=1)
-        done = _completed_courses(profile, s, today)
+        done = completed_courses(profile, s, today)
         lacks_case, lacks_interactive = self._lacks(profile, today, done)
         fmt = np.minimum(1.0, lacks_case * s.course_case + lacks_interactive * s.course_interactive)
         audience_vec = np.zeros(s.course_audience.shape[1], dtype=np.float32)

@@ -22,9 +22,9 @@ from kg.store import open_store
 from kg.store.base import Store
 from recommender.errors import InvalidRequest
 from recommender.gaps import CoverageConfig, GapReport, TopicCoverage, analyse_gaps
-from recommender.hours import HourReport, hour_report
+from recommender.hours import HourReport, credit_mode_mask, hour_report
 from recommender.labelled import Labelled
-from recommender.path import LearningPath, build_path
+from recommender.path import MAX_STEPS_PER_MODE, MIN_STEPS, LearningPath, build_path, hour_targets
 from recommender.profile import CadreProfile, fetch_profile
 from recommender.recommend import RankConfig, Ranker, Recommendations
 from recommender.semantic import CourseVectors, EncoderVectors, SearchVectors, intent_scores
@@ -34,8 +34,6 @@ __all__ = ["LearningMap", "MAX_INTENT_CHARS", "Recommender"]
 
 #: Longest free-text intent accepted (the encoder reads ~512 tokens; intents are a sentence or two).
 MAX_INTENT_CHARS = 200
-#: How many ranked courses a learning path chooses from.
-PATH_POOL = 60
 
 
 @dataclass(frozen=True)
@@ -154,6 +152,11 @@ class Recommender:
         intent = self._clean_intent(intent)
         profile = self.profile(cadre_id, day)
         report = analyse_gaps(profile, self.snapshot, day, self.coverage)
-        ranked = self.ranker.rank(profile, report, day, k=PATH_POOL, intent=self.intent_vector(intent),
-                                  intent_text=intent, with_materials=False)
-        return build_path(ranked, hour_report(profile, self.snapshot, day), self.snapshot)
+        hours = hour_report(profile, self.snapshot, day)
+        vector = self.intent_vector(intent)
+        targets = hour_targets(hours)
+        masks = [credit_mode_mask(self.snapshot, mode) for mode in targets] or [None]
+        ranked = [self.ranker.rank(profile, report, day, k=MAX_STEPS_PER_MODE if targets else MIN_STEPS, intent=vector,
+                                   intent_text=intent, with_materials=False, allowed=mask).items
+                  for mask in masks]
+        return build_path(ranked, hours, self.snapshot, profile.cold_start)
