@@ -17,6 +17,7 @@ from api.auth import ApiBlueprint
 from api.errors import fail
 from api.graph import get_node, graph
 from api.reports import as_of, report_schema
+from kg.ontology import load_ontology
 
 __all__ = ["analytics_catalogue", "bp", "download", "run_analytics", "topic_demand"]
 
@@ -25,7 +26,6 @@ bp = ApiBlueprint("analytics", __name__, url_prefix="/api/analytics",
 
 READERS = ("designer", "evaluator", "admin")
 FORMATS = ("json", "csv", "xlsx")
-LEVELS_FIELD = ("Institution", "level")
 
 MEDIA = {"csv": "text/csv; charset=utf-8", "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 
@@ -69,18 +69,14 @@ def download(report: Any, fmt: str, stem: str) -> Any:
     return Response(body, headers={"Content-Type": MEDIA[fmt], "Content-Disposition": f'attachment; filename="{stem}.{fmt}"'})
 
 
-def _levels() -> list[str]:
-    spec = graph().ontology.classes[LEVELS_FIELD[0]].fields[LEVELS_FIELD[1]]
-    return list(spec.allowed or ())
-
-
 class FormatQuery(f.Schema):
     format = f.String(load_default="json", validate=f.one_of(FORMATS), metadata={"description": "json | csv | xlsx"})
 
 
 class CoverageQuery(FormatQuery):
     institution = f.String(validate=f.length(1, 200), metadata={"description": "只统计该机构的课程（机构编号）"})
-    level = f.String(metadata={"description": "只统计该层级机构的课程（中央/省/市/县）"})
+    level = f.String(validate=f.one_of(load_ontology().classes["Institution"].fields["level"].allowed or ()),
+                     metadata={"description": "只统计该层级机构的课程"})
     top = f.Integer(load_default=20, validate=f.range_(1, 200), metadata={"description": "列出的供给不足主题数"})
     date = f.Date(metadata={"description": "统计基准日（YYYY-MM-DD），默认今天"})
 
@@ -122,8 +118,6 @@ TopicResources = report_schema("TopicResources", "某主题（含下位主题）
 def coverage(args: dict[str, Any]) -> Any:
     from recommender.analytics.coverage import coverage_report
 
-    if args.get("level") is not None and args["level"] not in _levels():
-        fail(422, "请求参数未通过校验", {"level": ["应为以下之一：" + "、".join(_levels())]})
     return run_analytics(lambda: coverage_report(
         analytics_catalogue(), topic_demand(), institution=args.get("institution"), level=args.get("level"),
         as_of=as_of(args.get("date")), top=args["top"], ontology=graph().ontology))

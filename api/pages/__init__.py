@@ -8,14 +8,15 @@ another role gets a 403 page.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
+import marshmallow as ma
 from flask import Flask
 
 from api.auth import role_check
 
-__all__ = ["init_app", "page"]
+__all__ = ["init_app", "load_form", "page"]
 
 
 def page(*roles: str) -> Callable:
@@ -30,6 +31,15 @@ def page(*roles: str) -> Callable:
         return wrapped
 
     return decorator
+
+
+def load_form(schema: ma.Schema, data: Mapping[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """Validate a page form with the same schema the JSON API uses; blank fields count as not given."""
+    cleaned = {k: v for k, v in data.items() if v not in ("", None)}
+    try:
+        return schema.load(cleaned), {}
+    except ma.ValidationError as exc:
+        return None, exc.messages if isinstance(exc.messages, dict) else {"表单": exc.messages}
 
 
 def init_app(app: Flask) -> None:

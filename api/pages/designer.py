@@ -1,0 +1,65 @@
+"""Curriculum designer pages: coverage and demand by topic (chart), under-served topics, teaching-indicator
+compliance for an institution and period, and the class programme builder."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, render_template, request
+
+from api.analytics import CoverageQuery, IndicatorQuery, ProgrammeBody, coverage, indicators, programme
+from api.graph import graph
+from api.pages import load_form, page
+
+__all__ = ["bp"]
+
+bp = Blueprint("designer", __name__, url_prefix="/designer")
+READERS = ("designer", "evaluator", "admin")
+
+
+def _institutions() -> list[tuple[str, str]]:
+    return [(n.id, n.props.get("name", n.id)) for n in graph().store.nodes("Institution")]
+
+
+def _choices(class_name: str, field: str) -> list[str]:
+    return list(graph().ontology.classes[class_name].fields[field].allowed or ())
+
+
+@bp.route("/")
+@page(*READERS)
+def coverage_page() -> Any:
+    args, errors = load_form(CoverageQuery(), {**request.args.to_dict(), "format": "json"})
+    report = coverage(args).to_dict() if args is not None else None
+    export_args = {k: v for k, v in request.args.items() if k in CoverageQuery().fields and k != "format" and v}
+    return render_template("designer/coverage.html", report=report, errors=errors, form=request.args,
+                           export_args=export_args, institutions=_institutions(), levels=_choices("Institution", "level"))
+
+
+@bp.route("/indicators")
+@page(*READERS)
+def indicators_page() -> Any:
+    report, errors = None, {}
+    if request.args.get("institution"):
+        args, errors = load_form(IndicatorQuery(), {**request.args.to_dict(), "format": "json"})
+        report = indicators(args).to_dict() if args is not None else None
+    semesters = sorted({n.props.get("semester") for n in graph().store.nodes("TrainingClass") if n.props.get("semester")})
+    return render_template("designer/indicators.html", report=report, errors=errors, form=request.args,
+                           institutions=_institutions(), semesters=semesters)
+
+
+@bp.route("/programme", methods=["GET", "POST"])
+@page(*READERS)
+def programme_page() -> Any:
+    result, errors = None, {}
+    if request.method == "POST":
+        form = request.form
+        data = {k: form.get(k) for k in ("institution", "class_type", "total_hours", "tolerance", "max_courses")}
+        data.update(topics=form.getlist("topics"), categories=form.getlist("categories"),
+                    own_courses=form.get("own_courses") == "1", format="json")
+        args, errors = load_form(ProgrammeBody(), data)
+        result = programme(args).to_dict() if args is not None else None
+    topics = [(n.id, n.props.get("name", n.id)) for n in graph().store.nodes("Topic")]
+    categories = [(n.id, n.props.get("name", n.id)) for n in graph().store.nodes("CadreCategory")]
+    return render_template("designer/programme.html", result=result, errors=errors, form=request.form,
+                           institutions=_institutions(), class_types=_choices("TrainingClass", "classType"),
+                           topics=topics, categories=categories)

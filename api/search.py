@@ -1,0 +1,147 @@
+"""Semantic search over the catalogue (hybrid: embeddings + BM25, fused), similar items, and near-duplicate
+courses — through ``recommender.search.SearchService``, opened once per app and brought up to date with
+the store on first use (re-encoding only changed texts).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from api import fields as f
+from api.auth import ApiBlueprint
+from api.errors import fail
+from api.graph import get_node, graph
+from api.reports import report_schema
+
+__all__ = ["bp", "run_search", "search_service"]
+
+bp = ApiBlueprint("search", __name__, url_prefix="/api/search", description="语义检索：课程、教材、案例")
+
+MODES = ("hybrid", "dense", "bm25")
+
+
+def search_service() -> Any:
+    """The app's search service (opened lazily; dropped and reopened after the graph changes)."""
+    from recommender.search import SearchService
+
+    g = graph()
+    return g.derived("search", lambda: SearchService.open(g.store, g.settings, ontology=g.ontology))
+
+
+def _choices(class_name: str, field: str) -> list[str]:
+    return list(graph().ontology.classes[class_name].fields[field].allowed or ())
+
+
+class SearchQuery(f.Schema):
+    q = f.String(required=True, validate=f.length(1, 200), metadata={"description": "检索词或一句话描述"})
+    kind = f.List(f.String(validate=f.length(1, 40)), metadata={"description": "资源类型：Course、Textbook、CaseStudy（可多次）"})
+    topic = f.List(f.String(validate=f.length(1, 200)), metadata={"description": "主题编号，含下位主题（可多次）"})
+    institution = f.List(f.String(validate=f.length(1, 200)), metadata={"description": "机构编号（可多次）"})
+    delivery = f.List(f.String(validate=f.length(1, 20)), metadata={"description": "授课方式：面授、网络、直播、混合（可多次）"})
+    case_only = f.Boolean(load_default=False, metadata={"description": "只要案例"})
+    min_hours = f.Float(validate=f.range_(0, 10000))
+    max_hours = f.Float(validate=f.range_(0, 10000))
+    mode = f.String(load_default="hybrid", validate=f.one_of(MODES), metadata={"description": "hybrid | dense | bm25"})
+    k = f.Integer(load_default=10, validate=f.range_(1, 100), metadata={"description": "返回条数（1—100）"})
+
+
+class SimilarQuery(f.Schema):
+    k = f.Integer(load_default=10, validate=f.range_(1, 100))
+
+
+class DuplicatesQuery(f.Schema):
+    threshold = f.Float(load_default=0.96, validate=f.range_(0.5, 1.0), metadata={"description": "余弦相似度阈值"})
+    limit = f.Integer(load_default=50, validate=f.range_(1, 500))
+
+
+class HitSchema(f.Schema):
+    id = f.String()
+    kind = f.String()
+    kind_name = f.String()
+    title = f.String()
+    description = f.String()
+    score = f.Float()
+    dense_rank = f.Integer(allow_none=True)
+    bm25_rank = f.Integer(allow_none=True)
+    meta = f.Dict()
+
+
+class HitsSchema(f.Schema):
+    query = f.String()
+    mode = f.String()
+    hits = f.List(f.Nested(HitSchema))
+
+
+Duplicates = report_schema("NearDuplicates", "疑似重复课程（余弦相似度不低于阈值）")
+
+
+def _hits(service: Any, hits: list[Any]) -> list[dict[str, Any]]:
+    labels = {c.name: c.label for c in graph().ontology.classes.values()}
+    out = []
+    for hit in hits:
+        doc = service.document(hit.id)
+        out.append({"id": hit.id, "kind": hit.kind, "kind_name": labels.get(hit.kind, hit.kind),
+                    "title": doc.title if doc else hit.id, "description": doc.description if doc else "",
+                    "score": round(hit.score, 6), "dense_rank": hit.dense_rank, "bm25_rank": hit.bm25_rank,
+                    "meta": doc.meta() if doc else {}})
+    return out
+
+
+def run_search(args: dict[str, Any]) -> dict[str, Any]:
+    from recommender.search import SearchError, SearchFilters
+
+    service = search_service()
+    filters = SearchFilters(kinds=tuple(args.get("kind") or ()), topics=tuple(args.get("topic") or ()),
+                            institutions=tuple(args.get("institution") or ()),
+                            delivery_modes=tuple(args.get("delivery") or ()), case_only=args["case_only"],
+                            min_hours=args.get("min_hours"), max_hours=args.get("max_hours"))
+    try:
+        hits = service.search(args["q"], filters, k=args["k"], mode=args["mode"])
+    except SearchError as exc:
+        fail(422, str(exc))
+    return {"query": args["q"], "mode": args["mode"], "hits": _hits(service, hits)}
+
+
+@bp.route("")
+@bp.requires()
+@bp.arguments(SearchQuery, location="query")
+@bp.response(200, HitsSchema)
+def search(args: dict[str, Any]) -> dict[str, Any]:
+    """语义 + 关键词混合检索（默认只含已发布条目）"""
+    return run_search(args)
+
+
+@bp.route("/similar/<path:item_id>")
+@bp.requires()
+@bp.arguments(SimilarQuery, location="query")
+@bp.response(200, HitsSchema)
+@bp.alt_response(404, response="NOT_FOUND")
+def similar(args: dict[str, Any], item_id: str) -> dict[str, Any]:
+    """与某课程、教材或案例内容相近的条目"""
+    from recommender.search import SearchError
+
+    get_node(item_id)
+    service = search_service()
+    if service.document(item_id) is None:
+        fail(404, f"『{item_id}』不在检索索引中（只收录课程、教材与案例）")
+    try:
+        hits = service.similar_to(item_id, k=args["k"])
+    except SearchError as exc:
+        fail(422, str(exc))
+    return {"query": item_id, "mode": "dense", "hits": _hits(service, hits)}
+
+
+@bp.route("/duplicates")
+@bp.requires("designer", "admin")
+@bp.arguments(DuplicatesQuery, location="query")
+@bp.response(200, Duplicates)
+def duplicates(args: dict[str, Any]) -> dict[str, Any]:
+    """疑似重复的课程对（含草稿与已退出课程）"""
+    from recommender.near_duplicates import near_duplicates
+
+    service = search_service()
+    pairs = near_duplicates(service, threshold=args["threshold"])[: args["limit"]]
+    names = {d.id: d.title for d in service.documents}
+    return {"阈值": args["threshold"], "疑似重复": [
+        {"课程A": p.a, "课程A名称": names.get(p.a, ""), "课程B": p.b, "课程B名称": names.get(p.b, ""),
+         "相似度": round(p.score, 4)} for p in pairs]}
