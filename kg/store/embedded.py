@@ -18,7 +18,8 @@ from typing import Any
 from tqdm import tqdm
 
 from kg.model import Edge, Node
-from kg.store.base import Store, StoreError, WriteSummary
+from kg.store.base import Store, WriteSummary
+from kg.store.integrity import check_edges, check_nodes, missing_ends_error
 
 __all__ = ["EmbeddedStore"]
 
@@ -92,8 +93,10 @@ class EmbeddedStore(Store):
         replace: bool = False,
         progress: bool = False,
     ) -> WriteSummary:
-        nodes = list(nodes)
-        edges = list(edges)
+        nodes = list({n.id: n for n in nodes}.values())  # a node or edge given twice: the last one wins
+        edges = list({e.key: e for e in edges}.values())
+        check_nodes(nodes)
+        check_edges(edges)
         summary = WriteSummary()
         conn = self._conn()
         bar = tqdm(total=len(nodes) + len(edges), desc="写入嵌入式存储", unit="条", disable=not progress)
@@ -153,7 +156,7 @@ class EmbeddedStore(Store):
             found = {r[0] for r in conn.execute(f"SELECT id FROM nodes WHERE id IN ({marks})", batch)}
             missing.extend(i for i in batch if i not in found)
         if missing:
-            raise StoreError(f"关系的端点不存在：{'、'.join(missing[:10])}{' 等' if len(missing) > 10 else ''}")
+            raise missing_ends_error(missing)
 
     def delete_nodes(self, ids: Iterable[str]) -> WriteSummary:
         ids = sorted(set(ids))
@@ -239,7 +242,8 @@ class EmbeddedStore(Store):
             ).fetchall()
             scored = [(i, -score) for i, label, score in rows if wanted is None or label in wanted]
         else:
-            rows = conn.execute("SELECT id, label FROM node_text WHERE body LIKE ?", (f"%{query}%",)).fetchall()
+            # a trigram table answers LIKE wrongly for patterns under three characters (CJK ones match nothing): scan
+            rows = conn.execute("SELECT id, label FROM node_text WHERE instr(lower(body), ?) > 0", (query.lower(),)).fetchall()
             scored = [(i, 1.0) for i, label in rows if wanted is None or label in wanted]
         scored.sort(key=lambda pair: (-pair[1], pair[0]))
         by_id = {n.id: n for n in self.get_nodes(i for i, _ in scored[:limit])}

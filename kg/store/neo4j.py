@@ -1,0 +1,478 @@
+"""The Neo4j back end: the same store contract over Bolt with the official driver.
+
+* The :class:`neo4j.Driver` is injected (``from_settings`` builds one from ``NEO4J_*``); every session names its
+  database.
+* Labels are ontology class names, relationship types the ontology's; both are checked against the ontology before
+  they reach query text (they are identifiers, not parameters).  Every value travels as a ``$``-parameter, and all
+  Cypher text lives in :mod:`kg.cypher`.
+* Besides its class label every node carries :data:`kg.cypher.NODE_LABEL`, whose uniqueness constraint on ``id``
+  enforces the contract's graph-wide ids and lets an edge find its ends without knowing their class.  Each class
+  also has its own ``id`` constraint, date fields of catalogue classes a range index, and name/description of the
+  catalogue classes a full-text index with the ``cjk`` analyzer; all created idempotently on connect.
+* Writes go in ``UNWIND $rows … MERGE`` batches through ``execute_write``, so transient errors are retried; every
+  batch is idempotent (``MERGE``; ``SET`` only where a value differs), which makes a retry or a second sync write
+  nothing.  :meth:`Neo4jStore.write` runs its batches in one transaction, which is what makes it atomic; bulk
+  copies that need not be atomic use :meth:`Neo4jStore.apply` per batch (see :mod:`kg.sync`).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import Any
+
+from neo4j import READ_ACCESS, WRITE_ACCESS, Driver, GraphDatabase, ManagedTransaction
+from neo4j import exceptions as neo4j_errors
+from tqdm import tqdm
+
+from kg.config import Settings
+from kg.cypher import LIBRARY, NODE_LABEL, STORE, TEXT_INDEX
+from kg.model import Edge, Node
+from kg.ontology import Ontology
+from kg.store.base import Direction, Store, StoreError, WriteSummary
+from kg.store.integrity import check_edges, check_nodes, missing_ends_error
+
+__all__ = ["Batch", "Neo4jStore"]
+
+_COUNTERS = (
+    "nodes_created",
+    "nodes_deleted",
+    "relationships_created",
+    "relationships_deleted",
+    "properties_set",
+    "labels_added",
+    "labels_removed",
+)
+_SHORT_QUERY = 3  # the embedded store's trigram index needs three characters; shorter queries scan, on both
+
+
+def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def _lucene_phrase(text: str) -> str:
+    """A Lucene phrase query for the text: only ``\\`` and ``"`` are special inside quotes."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+@dataclass
+class Batch:
+    """One unit of change, applied in one transaction by :meth:`Neo4jStore.apply`.
+
+    Applied in this order: ``delete`` (ids, with their edges), ``nodes`` (upserted whole), a check that every
+    end of ``edges`` exists, then the outgoing edges of each id in ``owners`` that are not among ``edges`` are
+    removed, and ``edges`` are upserted.
+    """
+
+    nodes: list[Node] = field(default_factory=list)
+    edges: list[Edge] = field(default_factory=list)
+    owners: list[str] = field(default_factory=list)
+    delete: list[str] = field(default_factory=list)
+
+    @property
+    def size(self) -> int:
+        return len(self.nodes) + len(self.edges)
+
+
+class Neo4jStore(Store):
+    """A :class:`~kg.store.base.Store` over a Neo4j 5 database."""
+
+    name = "neo4j"
+    supports_text_search = True
+
+    def __init__(
+        self,
+        driver: Driver,
+        ontology: Ontology,
+        *,
+        database: str = "neo4j",
+        batch_size: int = 5000,
+        uri: str = "",
+        reconnect: Callable[[], Driver] | None = None,
+    ) -> None:
+        """``driver`` is the caller's and stays open on :meth:`close`, unless ``reconnect`` is given: then the
+        store owns its driver, closes it on :meth:`close` and makes a new one with ``reconnect`` on reopening."""
+        if batch_size < 1:
+            raise StoreError(f"GANXUN_NEO4J_BATCH 应为正整数，实为 {batch_size}")
+        if NODE_LABEL in ontology.classes:
+            raise StoreError(f"本体中的类『{NODE_LABEL}』与 Neo4j 存储自用的标签重名")
+        self._driver: Driver | None = driver
+        self.ontology = ontology
+        self.database = database
+        self.batch_size = batch_size
+        self.uri = uri
+        self._reconnect = reconnect
+        self._opened = False
+        self.labels = frozenset(ontology.classes)
+        self.rel_types = frozenset(ontology.relationship_types.values())
+        self.text_labels = tuple(sorted(c.name for c in ontology.classes.values() if not c.personal))
+
+    @classmethod
+    def from_settings(cls, settings: Settings, ontology: Ontology) -> "Neo4jStore":
+        """A store on its own driver, configured from ``NEO4J_URI`` / ``NEO4J_USER`` / ``NEO4J_PASSWORD`` /
+        ``NEO4J_DATABASE`` and ``GANXUN_NEO4J_BATCH``.  A malformed URI is reported here; a server that is down,
+        when the store is opened."""
+        uri = settings.neo4j_uri
+
+        def connect() -> Driver:
+            try:
+                return GraphDatabase.driver(uri, auth=(settings.neo4j_user, settings.neo4j_password), connection_timeout=5)
+            except (ValueError, neo4j_errors.ConfigurationError) as exc:
+                raise StoreError(f"NEO4J_URI『{uri}』无效（{exc}）：应形如 bolt://127.0.0.1:7687 或 neo4j://主机:7687") from None
+
+        return cls(
+            connect(),
+            ontology,
+            database=settings.neo4j_database,
+            batch_size=settings.neo4j_batch_size,
+            uri=uri,
+            reconnect=connect,
+        )
+
+    # ─── lifecycle ───
+    def open(self) -> "Neo4jStore":
+        """Check the server answers and create constraints and indexes that are missing."""
+        if not self._opened:
+            if self._driver is None:
+                self._driver = self._reconnect()
+            try:
+                with self._errors():
+                    self._driver.verify_connectivity()
+                    self._ensure_schema()
+            except StoreError:
+                self.close()
+                raise
+            self._opened = True
+        return self
+
+    def close(self) -> None:
+        if self._reconnect is not None and self._driver is not None:
+            self._driver.close()
+            self._driver = None
+        self._opened = False
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """Driver and server errors → one Chinese line (a :class:`StoreError`), never a traceback."""
+        where = self.uri or "Neo4j"
+        try:
+            yield
+        except StoreError:
+            raise
+        except neo4j_errors.AuthError:
+            raise StoreError(f"Neo4j（{where}）拒绝登录：请检查 NEO4J_USER 与 NEO4J_PASSWORD") from None
+        except (neo4j_errors.ServiceUnavailable, neo4j_errors.SessionExpired, OSError):
+            raise StoreError(
+                f"无法连接 Neo4j（{where}）：服务器没有响应；请先启动（scripts/neo4j-dev start）或检查 NEO4J_URI"
+            ) from None
+        except neo4j_errors.Neo4jError as exc:
+            code = exc.code or ""
+            if code.endswith("DatabaseNotFound"):
+                raise StoreError(f"Neo4j（{where}）中没有数据库『{self.database}』：请检查 NEO4J_DATABASE") from None
+            if "MemoryPoolOutOfMemoryError" in code or "OutOfMemory" in code:
+                raise StoreError(
+                    "Neo4j 事务内存不足：这次写入太大，无法放进一个事务；"
+                    "大批量复制请用 python -m kg sync（分批提交），或调大服务器内存（GANXUN_NEO4J_HEAP）"
+                ) from None
+            raise StoreError(f"Neo4j 出错（{code}）：{exc.message}") from None
+        except neo4j_errors.DriverError as exc:
+            raise StoreError(f"Neo4j 驱动出错（{where}）：{exc}") from None
+
+    def _session(self, write: bool = False):
+        return self._driver.session(
+            database=self.database,
+            default_access_mode=WRITE_ACCESS if write else READ_ACCESS,
+            notifications_min_severity="OFF",  # e.g. "type does not exist yet" on an empty graph: expected, not news
+        )
+
+    def _read(self, work: Callable[..., Any], *args: Any) -> Any:
+        with self._errors(), self._session() as session:
+            return session.execute_read(work, *args)
+
+    def _write(self, work: Callable[..., Any], *args: Any) -> Any:
+        with self._errors(), self._session(write=True) as session:
+            return session.execute_write(work, *args)
+
+    def _text(self, name: str, **per_call: str | Iterable[str]) -> str:
+        return STORE[name].text(self.ontology, **per_call)
+
+    # ─── schema ───
+    def _schema_statements(self) -> dict[str, str]:
+        """Index or constraint name → the statement that creates it, all from the ontology."""
+        statements: dict[str, str] = {}
+        for label in sorted(self.labels | {NODE_LABEL}):
+            name = f"gx_{label}_id"
+            statements[name] = self._text("id_constraint", _name=name, _label=label)
+        for spec in sorted(self.ontology.classes.values(), key=lambda c: c.name):
+            if spec.personal:
+                continue
+            for prop in sorted(f.name for f in spec.fields.values() if f.datatype == "date"):
+                name = f"gx_{spec.name}_{prop}"
+                statements[name] = self._text("range_index", _name=name, _label=spec.name, _prop=prop)
+        statements[TEXT_INDEX] = self._text("text_index", _name=TEXT_INDEX, _labels=self.text_labels)
+        return statements
+
+    def _ensure_schema(self) -> None:
+        existing = {r["name"]: r for r in self._read(lambda tx: list(tx.run(self._text("show_indexes"))))}
+        text_index = existing.get(TEXT_INDEX)
+        if text_index is not None and (
+            sorted(text_index["labelsOrTypes"] or []) != list(self.text_labels)
+            or (text_index["options"] or {}).get("indexConfig", {}).get("fulltext.analyzer") != "cjk"
+        ):
+            # the ontology's catalogue classes changed since the index was made: rebuild it
+            self._write(lambda tx: tx.run(self._text("drop_index", _name=TEXT_INDEX)).consume())
+            del existing[TEXT_INDEX]
+        missing = [text for name, text in self._schema_statements().items() if name not in existing]
+        for text in missing:
+            self._write(lambda tx, t=text: tx.run(t).consume())
+        if missing:
+            self._read(lambda tx: tx.run(self._text("await_indexes"), seconds=600).consume())
+
+    # ─── writes ───
+    def _check_schema_names(self, nodes: Sequence[Node], edges: Sequence[Edge]) -> None:
+        for node in nodes:
+            if node.label not in self.labels:
+                raise StoreError(f"节点 {node.id} 的类别『{node.label}』不是本体中的类")
+        for edge in edges:
+            if edge.type not in self.rel_types:
+                raise StoreError(f"关系 {edge.src} -[{edge.type}]-> {edge.dst} 的类型『{edge.type}』不是本体中的关系类型")
+
+    def write(
+        self,
+        nodes: Iterable[Node],
+        edges: Iterable[Edge],
+        *,
+        replace: bool = False,
+        progress: bool = False,
+    ) -> WriteSummary:
+        """One transaction for the whole write, so it is atomic like the embedded store's.
+
+        The transaction's memory on the server grows with the write; a copy too large for it fails cleanly
+        (nothing written) and :mod:`kg.sync` is the way to move such a graph, batch by batch.
+        """
+        nodes = list({n.id: n for n in nodes}.values())  # a node or edge given twice: the last one wins
+        edges = list({e.key: e for e in edges}.values())
+        check_nodes(nodes)
+        check_edges(edges)
+        self._check_schema_names(nodes, edges)
+        batch = Batch(nodes, edges, owners=[n.id for n in nodes])
+        bar = tqdm(total=batch.size, desc="写入 Neo4j", unit="条", disable=not progress)
+
+        def work(tx: ManagedTransaction) -> tuple[WriteSummary, Counter[str]]:
+            bar.reset()
+            summary = WriteSummary(nodes_written=len(nodes), edges_written=len(edges))
+            if replace:
+                counts = self._counts(tx, "count_label", "_label", self.labels), self._counts(
+                    tx, "count_rel", "_rel", self.rel_types
+                )
+                summary.nodes_deleted, summary.edges_deleted = sum(counts[0].values()), sum(counts[1].values())
+                keep = {n.id for n in nodes}
+                batch.delete = [r["id"] for r in tx.run(self._text("all_ids")) if r["id"] not in keep]
+            return summary, self._apply(tx, batch, bar.update)
+
+        try:
+            summary, changes = self._write(work)
+        finally:
+            bar.close()
+        summary.extra = dict(changes)
+        return summary
+
+    def apply(self, batch: Batch, on_rows: Callable[[int], Any] | None = None) -> Counter[str]:
+        """Apply one :class:`Batch` in its own transaction (retried on transient errors); returns the server's
+        change counters (``nodes_created``, ``properties_set`` …), all zero when the graph already held it."""
+        check_nodes(batch.nodes)
+        check_edges(batch.edges)
+        self._check_schema_names(batch.nodes, batch.edges)
+        return self._write(self._apply, batch, on_rows)
+
+    def _apply(
+        self, tx: ManagedTransaction, batch: Batch, on_rows: Callable[[int], Any] | None = None
+    ) -> Counter[str]:
+        changes: Counter[str] = Counter()
+        done = on_rows or (lambda _n: None)
+
+        def run(text: str, **params: Any) -> None:
+            counters = tx.run(text, params).consume().counters
+            for key in _COUNTERS:
+                changes[key] += getattr(counters, key)
+
+        for chunk in _chunks(batch.delete, self.batch_size):
+            run(self._text("delete_nodes"), ids=chunk)
+        by_label: dict[str, list[Node]] = defaultdict(list)
+        for node in batch.nodes:
+            by_label[node.label].append(node)
+        for label, group in sorted(by_label.items()):
+            text = self._text("merge_nodes", _label=label)
+            for chunk in _chunks(group, self.batch_size):
+                rows = [{"id": n.id, "props": {**n.props, "id": n.id}} for n in chunk]
+                run(text, rows=rows, label=label, node_label=NODE_LABEL)
+                done(len(chunk))
+        self._check_ends(tx, batch.edges)
+        if batch.owners:
+            keep: dict[str, list[list[str]]] = defaultdict(list)
+            for edge in batch.edges:
+                keep[edge.src].append([edge.type, edge.dst])
+            for chunk in _chunks(batch.owners, self.batch_size):
+                run(self._text("prune_out_edges"), rows=[{"id": i, "keep": keep.get(i, [])} for i in chunk])
+        by_type: dict[str, list[Edge]] = defaultdict(list)
+        for edge in batch.edges:
+            by_type[edge.type].append(edge)
+        for rel, group in sorted(by_type.items()):
+            text = self._text("merge_edges", _rel=rel)
+            for chunk in _chunks(group, self.batch_size):
+                run(text, rows=[{"src": e.src, "dst": e.dst, "props": dict(e.props)} for e in chunk])
+                done(len(chunk))
+        return changes
+
+    def _check_ends(self, tx: ManagedTransaction, edges: Sequence[Edge]) -> None:
+        ends = sorted({e.src for e in edges} | {e.dst for e in edges})
+        missing: list[str] = []
+        for chunk in _chunks(ends, self.batch_size):
+            missing.extend(r["id"] for r in tx.run(self._text("missing_ids"), ids=chunk))
+        if missing:
+            raise missing_ends_error(sorted(missing))
+
+    def delete_nodes(self, ids: Iterable[str]) -> WriteSummary:
+        ids = sorted(set(ids))
+
+        def work(tx: ManagedTransaction) -> WriteSummary:
+            summary = WriteSummary()
+            for chunk in _chunks(ids, self.batch_size):
+                counters = tx.run(self._text("delete_nodes"), ids=chunk).consume().counters
+                summary.nodes_deleted += counters.nodes_deleted
+                summary.edges_deleted += counters.relationships_deleted
+            return summary
+
+        return self._write(work)
+
+    def clear(self) -> None:
+        """Delete every node and edge (constraints and indexes stay), in batches of their own transactions:
+        for tests and benchmarks that start from an empty graph, not an atomic operation."""
+        with self._errors(), self._session(write=True) as session:
+            session.run(self._text("clear_graph"), batch=self.batch_size).consume()
+
+    # ─── reads ───
+    @staticmethod
+    def _node(record: Any) -> Node:
+        props = dict(record["props"])
+        props.pop("id", None)
+        return Node(record["id"], record["label"], props)
+
+    @staticmethod
+    def _edge(record: Any) -> Edge:
+        return Edge(record["src"], record["type"], record["dst"], dict(record["props"]))
+
+    def get_node(self, node_id: str) -> Node | None:
+        found = self.get_nodes([node_id])
+        return found[0] if found else None
+
+    def get_nodes(self, ids: Iterable[str]) -> list[Node]:
+        text = self._text("get_nodes")
+        result: list[Node] = []
+        for chunk in _chunks(sorted(set(ids)), self.batch_size):
+            records = self._read(lambda tx, c=chunk: list(tx.run(text, ids=c, node_label=NODE_LABEL)))
+            result.extend(self._node(r) for r in records)
+        return sorted(result, key=lambda n: n.id)
+
+    def labels_of(self, ids: Iterable[str]) -> dict[str, str]:
+        return {n.id: n.label for n in self.get_nodes(ids)}
+
+    def nodes(self, label: str | None = None) -> Iterator[Node]:
+        """Paged by id (keyset), each page in its own read transaction, so a large graph streams."""
+        if label is not None and label not in self.labels:
+            return
+        text = self._text("nodes_page", _label=label or NODE_LABEL)
+        after = ""
+        while True:
+            page = self._read(
+                lambda tx, a=after: list(tx.run(text, after=a, page=self.batch_size, node_label=NODE_LABEL))
+            )
+            yield from (self._node(r) for r in page)
+            if len(page) < self.batch_size:
+                return
+            after = page[-1]["id"]
+
+    def node_ids(self) -> Iterator[str]:
+        """Every node id, sorted, paged like :meth:`nodes`."""
+        text = self._text("ids_page")
+        after = ""
+        while True:
+            page = self._read(lambda tx, a=after: [r["id"] for r in tx.run(text, after=a, page=self.batch_size)])
+            yield from page
+            if len(page) < self.batch_size:
+                return
+            after = page[-1]
+
+    def edges(self, src: str | None = None, type: str | None = None, dst: str | None = None) -> Iterator[Edge]:
+        if src is not None:
+            yield from self._edges_of([src], type, dst)
+        elif dst is not None:
+            text = self._text("edges_into")
+            yield from (self._edge(r) for r in self._read(lambda tx: list(tx.run(text, dst=dst, type=type))))
+        else:
+            for ids in _chunks(self.node_ids(), self.batch_size):
+                yield from self._edges_of(ids, type, None)
+
+    def _edges_of(self, ids: list[str], type: str | None, dst: str | None) -> list[Edge]:
+        text = self._text("edges_of")
+        return [self._edge(r) for r in self._read(lambda tx: list(tx.run(text, ids=ids, type=type, dst=dst)))]
+
+    def _counts(self, tx: ManagedTransaction, query: str, slot: str, names: Iterable[str]) -> dict[str, int]:
+        counts = {}
+        for name in sorted(names):
+            record = tx.run(self._text(query, **{slot: name})).single()
+            if record["n"]:
+                counts[name] = record["n"]
+        return counts
+
+    def node_counts(self) -> dict[str, int]:
+        """From Neo4j's count store: one cheap query per ontology class."""
+        return self._read(self._counts, "count_label", "_label", self.labels)
+
+    def edge_counts(self) -> dict[str, int]:
+        return self._read(self._counts, "count_rel", "_rel", self.rel_types)
+
+    def neighbours(self, node_id: str, type: str | None = None, direction: Direction = "out") -> list[Node]:
+        text = self._text("neighbour_ids")
+        ids = self._read(
+            lambda tx: [
+                r["id"]
+                for r in tx.run(
+                    text, id=node_id, type=type, outgoing=direction in ("out", "both"), incoming=direction in ("in", "both")
+                )
+            ]
+        )
+        return self.get_nodes(ids)
+
+    # ─── full-text search ───
+    def text_search(self, query: str, labels: Iterable[str] | None = None, limit: int = 20) -> list[tuple[Node, float]]:
+        """The ``cjk`` full-text index, as a phrase query, for three characters or more; shorter queries scan
+        name and description for the substring (as the embedded store does)."""
+        query = query.strip()
+        if not query:
+            return []
+        wanted = sorted(set(labels)) if labels else None
+        if len(query) < _SHORT_QUERY:
+            text = self._text("text_scan", _labels=self.text_labels)
+            params = {"query": query.lower(), "labels": wanted, "limit": limit}
+        else:
+            text = self._text("text_search")
+            params = {"index": TEXT_INDEX, "query": _lucene_phrase(query), "labels": wanted, "limit": limit}
+        scored = self._read(lambda tx: [(r["id"], r["score"]) for r in tx.run(text, params)])
+        by_id = {n.id: n for n in self.get_nodes(i for i, _ in scored)}
+        return [(by_id[i], float(s)) for i, s in scored if i in by_id]
+
+    # ─── the designers' query library ───
+    def run_named(self, name: str, **params: Any) -> list[dict[str, Any]]:
+        """Run one query of :data:`kg.cypher.LIBRARY` (read-only) and return its rows as dicts."""
+        if name not in LIBRARY:
+            raise StoreError(f"没有名为『{name}』的查询；可用：{'、'.join(LIBRARY)}")
+        query = LIBRARY[name]
+        values = {**query.example, **params}
+        text = query.text(self.ontology)
+        return self._read(lambda tx: [r.data() for r in tx.run(text, values)])
