@@ -34,7 +34,9 @@ def _defaults(settings: Settings) -> dict[str, Any]:
         "SECRET_KEY": env.get("GANXUN_SECRET_KEY"),
         "ACCOUNTS_DB": env.get("GANXUN_ACCOUNTS_DB", str(settings.home / "accounts.db")),
         "TOKEN_DAYS": int(env.get("GANXUN_TOKEN_DAYS", "30")),
+        "PASSWORD_METHOD": "scrypt",  # werkzeug's default; tests use a cheaper one
         "AS_OF": env.get("GANXUN_AS_OF"),  # None: today
+        "INDEX_DIR": env.get("GANXUN_INDEX_DIR", str(settings.home / "index")),
         "MAX_CONTENT_LENGTH": int(env.get("GANXUN_MAX_UPLOAD_MB", "32")) * 1024 * 1024,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

@@ -124,12 +124,14 @@ def _digest(token: str) -> str:
 class Accounts:
     """The accounts database; one connection per thread (the server runs requests in threads)."""
 
-    def __init__(self, path: Path, token_days: int = 30) -> None:
+    def __init__(self, path: Path, token_days: int = 30, password_method: str = "scrypt") -> None:
         self.path = Path(path)
         self.token_days = token_days
+        self.password_method = password_method
         self._local = threading.local()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._conn().executescript(_SCHEMA)
+        self._dummy_hash = generate_password_hash(secrets.token_hex(8), password_method)
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -167,7 +169,7 @@ class Accounts:
             with self._tx() as conn:
                 cur = conn.execute(
                     "INSERT INTO users(username, display_name, password_hash, role, cadre_id, created) VALUES (?,?,?,?,?,?)",
-                    (username, display_name or username, generate_password_hash(password), role,
+                    (username, display_name or username, generate_password_hash(password, self.password_method), role,
                      cadre_id if role == "cadre" else None, _now().isoformat()),
                 )
         except sqlite3.IntegrityError:
@@ -206,7 +208,8 @@ class Accounts:
                  int(user.active if active is None else active), user_id),
             )
             if password is not None:
-                conn.execute("UPDATE users SET password_hash=? WHERE id=?", (generate_password_hash(password), user_id))
+                conn.execute("UPDATE users SET password_hash=? WHERE id=?",
+                             (generate_password_hash(password, self.password_method), user_id))
             if active is False or password is not None:
                 conn.execute("DELETE FROM tokens WHERE user_id=?", (user_id,))
         return self.get(user_id)  # type: ignore[return-value]
@@ -229,7 +232,7 @@ class Accounts:
             f"SELECT {self._USER_COLUMNS}, password_hash FROM users WHERE username=?", (username,)
         ).fetchone()
         if row is None:
-            check_password_hash(generate_password_hash("x"), password)  # same cost either way
+            check_password_hash(self._dummy_hash, password)  # same cost either way
             return None
         user = self._user(row[:-1])
         return user if user.active and check_password_hash(row[-1], password) else None
@@ -288,8 +291,9 @@ class Accounts:
 
 
 def init_app(app: Flask) -> None:
-    """One accounts database per app, at ``ACCOUNTS_DB``."""
-    app.extensions["ganxun.accounts"] = Accounts(Path(app.config["ACCOUNTS_DB"]), app.config["TOKEN_DAYS"])
+    """One accounts database per app, at ``ACCOUNTS_DB``; passwords hashed with ``PASSWORD_METHOD``."""
+    app.extensions["ganxun.accounts"] = Accounts(Path(app.config["ACCOUNTS_DB"]), app.config["TOKEN_DAYS"],
+                                                 app.config["PASSWORD_METHOD"])
 
 
 def accounts() -> Accounts:

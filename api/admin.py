@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 from typing import Any
 
 from flask import current_app
@@ -154,12 +155,13 @@ def _start(kind: str, work: Any) -> dict[str, Any]:
 
 def start_reindex(rebuild: bool) -> dict[str, Any]:
     g = graph()
+    index_dir = Path(current_app.config["INDEX_DIR"])
 
     def work(progress: Progress) -> dict[str, Any]:
         from recommender.search import SearchService
 
         progress(0, 2, "读取目录并编码变化的文本…")
-        service = SearchService.open(g.store, g.settings, ontology=g.ontology, rebuild=rebuild)
+        service = SearchService.open(g.store, g.settings, ontology=g.ontology, rebuild=rebuild, index_dir=index_dir)
         report = service.last_update
         progress(2, 2, f"完成：{report.documents} 个文档，新编码 {report.encoded} 个，复用 {report.reused} 个")
         g.changed()

@@ -5,6 +5,7 @@ the store on first use (re-encoding only changed texts).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from api import fields as f
@@ -22,10 +23,13 @@ MODES = ("hybrid", "dense", "bm25")
 
 def search_service() -> Any:
     """The app's search service (opened lazily; dropped and reopened after the graph changes)."""
+    from flask import current_app
+
     from recommender.search import SearchService
 
     g = graph()
-    return g.derived("search", lambda: SearchService.open(g.store, g.settings, ontology=g.ontology))
+    index_dir = Path(current_app.config["INDEX_DIR"])
+    return g.derived("search", lambda: SearchService.open(g.store, g.settings, ontology=g.ontology, index_dir=index_dir))
 
 
 def _choices(class_name: str, field: str) -> list[str]:

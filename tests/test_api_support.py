@@ -1,0 +1,142 @@
+"""Fixtures for the API tests (imported by each ``tests/test_api_*.py``; this module holds no tests).
+
+Following Flask's tutorial: ``app`` is built by ``create_app`` with a test config, ``client`` and
+``runner`` come from it, and ``AuthActions`` logs in through the real login page or asks for a bearer
+token.  The small fixture corpus is built once per session into a template database; every test gets
+its own copy, so tests that import or change users never see each other.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from api import create_app
+from api.accounts import Accounts
+from kg.build import build_graph
+from kg.config import Settings
+from kg.ontology import load_ontology
+from kg.store.embedded import EmbeddedStore
+from tests.conftest import FIXTURE_CORPUS
+
+PASSWORD = "correct-horse-1"
+#: username → (role, cadre id)
+USERS: dict[str, tuple[str, str | None]] = {
+    "admin": ("admin", None),
+    "designer": ("designer", None),
+    "evaluator": ("evaluator", None),
+    "cadre1": ("cadre", "cadre:t-001"),
+    "cadre2": ("cadre", "cadre:t-002"),
+}
+#: The fixture corpus's reports are computed as of this day (its records are from 2024–2025).
+AS_OF = "2025-12-01"
+#: Cheap hashing keeps logins fast in tests; the service itself uses werkzeug's scrypt.
+PASSWORD_METHOD = "pbkdf2:sha256:1000"
+TOKENS_FILE = "tokens.json"
+
+
+def settings_for(home: Path, corpora: tuple[Path, ...] = (FIXTURE_CORPUS,)) -> Settings:
+    return Settings.from_env({"GANXUN_HOME": str(home), "GANXUN_CORPORA": ":".join(map(str, corpora))})
+
+
+def build_template(home: Path, corpora: tuple[Path, ...] = (FIXTURE_CORPUS,), users: dict = USERS) -> Settings:
+    """Build the graph and the accounts once (with a bearer token per user, in ``tokens.json``): the
+    template every test copies."""
+    settings = settings_for(home, corpora)
+    ontology = load_ontology()
+    with EmbeddedStore(settings.db_path, [c.name for c in ontology.classes.values() if not c.personal]) as store:
+        build_graph(store, list(corpora), ontology)
+    accounts = Accounts(home / "accounts.db", password_method=PASSWORD_METHOD)
+    tokens = {}
+    for username, (role, cadre_id) in users.items():
+        user = accounts.create_user(username, PASSWORD, role, f"测试{username}", cadre_id)
+        tokens[username] = accounts.issue_token(user)[0]
+    (home / TOKENS_FILE).write_text(json.dumps(tokens))
+    return settings
+
+
+def app_config(home: Path, index_dir: Path, **extra: Any) -> dict[str, Any]:
+    return {"TESTING": True, "SECRET_KEY": "test", "SETTINGS": settings_for(home), "ACCOUNTS_DB": str(home / "accounts.db"),
+            "INDEX_DIR": str(index_dir), "AS_OF": AS_OF, "PASSWORD_METHOD": PASSWORD_METHOD, **extra}
+
+
+@pytest.fixture(scope="session")
+def template_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = tmp_path_factory.mktemp("api-template")
+    build_template(home)
+    return home
+
+
+@pytest.fixture(scope="session")
+def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One search index for the session: the fixture catalogue is encoded once."""
+    return tmp_path_factory.mktemp("api-index")
+
+
+@pytest.fixture
+def app(template_home: Path, index_dir: Path, tmp_path: Path) -> Flask:
+    """A fresh app over its own copy of the template: for tests that write."""
+    home = tmp_path / "home"
+    shutil.copytree(template_home, home)
+    app = create_app(app_config(home, index_dir))
+    yield app
+    app.extensions["ganxun.graph"].close()
+
+
+@pytest.fixture(scope="session")
+def shared_app(template_home: Path, index_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Flask:
+    """One app for the whole session: for tests that only read (and log nothing they later assert)."""
+    home = tmp_path_factory.mktemp("api-shared") / "home"
+    shutil.copytree(template_home, home)
+    app = create_app(app_config(home, index_dir))
+    yield app
+    app.extensions["ganxun.graph"].close()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def shared_client(shared_app: Flask) -> FlaskClient:
+    return shared_app.test_client()
+
+
+def bearer(app: Flask, username: str) -> dict[str, str]:
+    """The pre-issued bearer header of a fixture user."""
+    home = Path(app.config["ACCOUNTS_DB"]).parent
+    return {"Authorization": f"Bearer {json.loads((home / TOKENS_FILE).read_text())[username]}"}
+
+
+@pytest.fixture
+def runner(app: Flask):
+    return app.test_cli_runner()
+
+
+@dataclass
+class AuthActions:
+    client: FlaskClient
+
+    def login(self, username: str = "admin", password: str = PASSWORD) -> Any:
+        """Log in through the login page (session cookie)."""
+        return self.client.post("/login", data={"username": username, "password": password})
+
+    def logout(self) -> Any:
+        return self.client.post("/logout")
+
+    def token(self, username: str = "admin") -> dict[str, str]:
+        """A bearer header for ``username`` (issued when the template was built)."""
+        return bearer(self.client.application, username)
+
+
+@pytest.fixture
+def auth(client: FlaskClient) -> AuthActions:
+    return AuthActions(client)
