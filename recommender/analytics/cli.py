@@ -121,7 +121,8 @@ def coverage(institution: str | None, level: str | None, top: int, demand_file: 
                                           as_of=as_of.date() if as_of else None, top=top, near_duplicates=pairs))
     click.echo(f"{report.title}（{report.demand_note}）")
     for rank, r in enumerate(report.underserved, start=1):
-        click.echo(f"  {rank:>2}. {r.name}：课程 {r.courses_with_narrower} 门，平均 {r.years_since_update or 0:.1f} 年未更新，"
+        age = "—" if r.years_since_update is None else f"{r.years_since_update:.1f}"
+        click.echo(f"  {rank:>2}. {r.name}：课程 {r.courses_with_narrower} 门，平均 {age} 年未更新，"
                    f"需求 {r.demand if r.demand is not None else '—'}，缺口指数 {r.gap_index:.3f}")
     _export(report, out)
 

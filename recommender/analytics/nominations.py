@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -202,11 +202,20 @@ class NominationModel:
         self.available = available
         self.families = self._families()
 
-    def _row(self, mask: Iterable[bool]) -> sparse.csr_matrix:
-        return sparse.csr_matrix(np.fromiter(mask, dtype=float, count=len(self.pool)).reshape(1, -1))
+    def _incidence(self, groups: Sequence[str], members: Callable[[Candidate], Iterable[str]]) -> sparse.csr_matrix:
+        """One row per group, a 1 where a candidate belongs to it (built in one pass over the pool)."""
+        index = {g: r for r, g in enumerate(groups)}
+        rows, cols = [], []
+        for col, candidate in enumerate(self.pool):
+            for group in members(candidate):
+                if group in index:
+                    rows.append(index[group])
+                    cols.append(col)
+        return sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(groups), len(self.pool)))
 
     def _families(self) -> list[Family]:
         config, pool, avail = self.config, self.pool, self.available
+        kinds = self._incidence(list(KIND_CLASS), lambda c: (c.kind,))
         families = []
         for kind, need in (("course", config.courses), ("textbook", config.textbooks)):
             label = f"好{_kind_label(kind, self.ontology)}数量"
@@ -219,7 +228,7 @@ class NominationModel:
                 return (f"{label}不足：需要 {need} {unit}，最多只能选出 {whole(got)} {unit}（差 {whole(gap)} {unit}；"
                         f"通过门槛且未曾入选的候选共 {avail['count'][kind]} {unit}）")
 
-            families.append(Family(f"count:{kind}", label, self._row(c.kind == kind for c in pool), need, need, count_text))
+            families.append(Family(f"count:{kind}", label, kinds[list(KIND_CLASS).index(kind)], need, need, count_text))
         minimums = config.case_minimums()
         keys = list(minimums)
         names = {"course": "案例课程", "textbook": "案例教材", "all": "案例课程与案例教材（合计）"}
@@ -229,7 +238,7 @@ class NominationModel:
             return (f"{names[key]}不足：需要至少 {minimums[key]} 项，最多只能选出 {whole(got)} 项（差 {whole(gap)} 项；"
                     f"通过门槛且未曾入选的{names[key]}共 {avail['case'][key]} 项；口径：{QUOTA_MODES[config.quota_mode]}）")
 
-        case_rows = sparse.vstack([self._row(c.is_case and (k == "all" or c.kind == k) for c in pool) for k in keys])
+        case_rows = self._incidence(keys, lambda c: (c.kind, "all") if c.is_case else ())
         families.append(Family("case", "案例占比", case_rows, [minimums[k] for k in keys], np.inf, case_text))
         branches = self.catalogue.branches
         if config.min_per_branch and branches:
@@ -238,7 +247,7 @@ class NominationModel:
                 return (f"一级主题『{name}』课程不足：需要至少 {config.min_per_branch} 门，与其他规则折中后只能选入 "
                         f"{whole(got)} 门（候选 {avail['branch'].get(branches[row], 0)} 门）")
 
-            rows = sparse.vstack([self._row(c.kind == "course" and b in c.branches for c in pool) for b in branches])
+            rows = self._incidence(branches, lambda c: c.branches if c.kind == "course" else ())
             families.append(Family("branch", "一级主题覆盖", rows, config.min_per_branch, np.inf, branch_text))
         if config.max_per_institution is not None:
             cap = config.max_per_institution
@@ -249,7 +258,7 @@ class NominationModel:
                     return (f"机构上限：『{self.catalogue.institution_name(binding[row])}』至多 {cap} 项，"
                             f"与其他规则折中后仍需选入 {whole(got)} 项")
 
-                rows = sparse.vstack([self._row(c.institution == i for c in pool) for i in binding])
+                rows = self._incidence(binding, lambda c: (c.institution,))
                 families.append(Family("institution", "机构上限", rows, -np.inf, cap, cap_text))
         return families
 

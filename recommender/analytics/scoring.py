@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 from kg.ontology import Ontology, load_ontology
 
@@ -38,8 +38,7 @@ def component_labels(ontology: Ontology | None = None) -> dict[str, str]:
             for key in COMPONENTS}
 
 
-@dataclass(frozen=True)
-class ScoreComponent:
+class ScoreComponent(NamedTuple):
     """One component of a score: raw value, normalised value (0–1, None without data), weight, points."""
 
     key: str
@@ -56,7 +55,12 @@ class ScoreComponent:
 
 @dataclass(frozen=True)
 class Candidate:
-    """A course or textbook with its score, breakdown and eligibility."""
+    """A course or textbook with its score, breakdown and eligibility.
+
+    The breakdown is kept as plain ``(raw, value, points)`` tuples plus one shared ``spec`` of
+    ``(key, label, weight)``; :attr:`components` names them on demand (a 100,000-candidate run would
+    otherwise build 700,000 objects nobody reads).
+    """
 
     id: str
     kind: str
@@ -66,11 +70,17 @@ class Candidate:
     branches: tuple[str, ...]
     is_case: bool
     score: float
-    components: tuple[ScoreComponent, ...]
+    parts: tuple[tuple[float | None, float | None, float], ...] = ()
     gate_failures: tuple[str, ...] = ()
     published: bool = True
     institution_name: str = ""
     branch_names: tuple[str, ...] = ()
+    spec: tuple[tuple[str, str, float], ...] = field(default=(), compare=False, repr=False)
+
+    @property
+    def components(self) -> tuple[ScoreComponent, ...]:
+        return tuple(ScoreComponent(k, label, raw, value, w, points)
+                     for (k, label, w), (raw, value, points) in zip(self.spec, self.parts))
 
     @property
     def eligible(self) -> bool:
@@ -124,12 +134,13 @@ class _Scorer:
         self.max_demand = max(self.demand.values(), default=0)
         priorities = [t.priority for t in catalogue.topics.values() if t.priority is not None]
         self.max_priority = max(priorities, default=0)
-        self.gates = tuple(gates)
-        self.gate_labels = {g: ontology.property_labels.get(g, g) for g in self.gates}
-        for gate in self.gates:
-            attr = attribute_of(gate)
+        self.gate_attrs = tuple((attribute_of(g), ontology.property_labels.get(g, g)) for g in gates)
+        for gate, (attr, _) in zip(gates, self.gate_attrs):
             if attr not in Course.__dataclass_fields__ and attr not in Textbook.__dataclass_fields__:
                 raise RuleError(f"推荐门槛『{gate}』不是课程或教材的字段")
+        self.spec = tuple((k, self.labels[k], self.weights[k]) for k in COMPONENTS)
+        self.weight_list = tuple(self.weights[k] for k in COMPONENTS)
+        self._memo: dict[tuple[str, ...], tuple[Any, ...]] = {}
 
     def _priority(self, topics: Iterable[str]) -> tuple[float | None, float | None]:
         found = [p for p in (self.catalogue.priority_of(t) for t in topics) if p is not None]
@@ -144,33 +155,42 @@ class _Scorer:
         best = max((self.demand.get(t, 0) for t in topics), default=0)
         return float(best), best / self.max_demand
 
+    def _topical(self, topics: tuple[str, ...]) -> tuple[Any, ...]:
+        """Everything that depends only on an item's topics, memoised (many items share a topic set)."""
+        found = self._memo.get(topics)
+        if found is None:
+            branches = self.catalogue.branches_of(topics)
+            found = (self._priority(topics), self._demand(topics), branches,
+                     tuple(self.catalogue.topic_name(b) for b in branches))
+            self._memo[topics] = found
+        return found
+
     def score(self, item: Course | Textbook) -> Candidate:
         is_course = isinstance(item, Course)
         freshness_date = (item.date_modified or item.date_created) if is_course else item.date_published
         years = _years(freshness_date, self.as_of)
-        raw_values: dict[str, tuple[float | None, float | None]] = {
-            "expert": (item.expert_score, None if item.expert_score is None else item.expert_score / self.scale["expert"]),
-            "rating": (item.rating, None if item.rating is None else item.rating / self.scale["rating"]),
-            "completion": (item.completion_rate, item.completion_rate) if is_course else (None, None),
-            "freshness": (years, None if years is None else 1.0 / (1.0 + years)),
-            "priority": self._priority(item.topics),
-            "demand": self._demand(item.topics),
-            "case_value": (float(item.is_case), float(item.is_case)),
-        }
-        available = sum(self.weights[k] for k, (_, v) in raw_values.items() if v is not None)
-        components = tuple(
-            ScoreComponent(k, self.labels[k], raw, value, self.weights[k],
-                           100.0 * self.weights[k] * value / available if value is not None and available else 0.0)
-            for k, (raw, value) in raw_values.items()
+        priority, demand, branches, branch_names = self._topical(item.topics)
+        case = float(item.is_case)
+        pairs = (
+            (item.expert_score, None if item.expert_score is None else item.expert_score / self.scale["expert"]),
+            (item.rating, None if item.rating is None else item.rating / self.scale["rating"]),
+            (item.completion_rate, item.completion_rate) if is_course else (None, None),
+            (years, None if years is None else 1.0 / (1.0 + years)),
+            priority,
+            demand,
+            (case, case),
         )
-        branches = self.catalogue.branches_of(item.topics)
-        failures = tuple(self.gate_labels[g] for g in self.gates if getattr(item, attribute_of(g), None) is not True)
+        available = sum(w for w, (_, v) in zip(self.weight_list, pairs) if v is not None)
+        scale = 100.0 / available if available else 0.0
+        parts = tuple((raw, value, w * value * scale if value is not None else 0.0)
+                      for w, (raw, value) in zip(self.weight_list, pairs))
+        failures = tuple(label for attr, label in self.gate_attrs if getattr(item, attr, None) is not True)
         return Candidate(
             id=item.id, kind="course" if is_course else "textbook", name=item.name, institution=item.institution,
             topics=item.topics, branches=branches, is_case=item.is_case,
-            score=sum(c.points for c in components), components=components, gate_failures=failures,
+            score=sum(p[2] for p in parts), parts=parts, gate_failures=failures,
             published=item.status == PUBLISHED, institution_name=self.catalogue.institution_name(item.institution),
-            branch_names=tuple(self.catalogue.topic_name(b) for b in branches),
+            branch_names=branch_names, spec=self.spec,
         )
 
 
