@@ -35,10 +35,18 @@ def _catalogue() -> Any:
         _fail(f"无法打开存储：{exc}")
 
 
-def _demand(path: Path | None) -> Mapping[str, float] | None:
-    """Topic demand from a JSON object or a two-column CSV (主题编号, 需求人数); None when not given."""
+def _demand(path: Path | None, from_gaps: bool = True) -> Mapping[str, float] | None:
+    """Topic demand: from a file (JSON object or two-column CSV 主题编号, 人数) when given, else from the
+    recommender's gap analysis (``recommender.demand.topic_demand``: the last batch run, or computed now);
+    None with ``--no-demand`` or when no cadre has a gap."""
     if path is None:
-        return None
+        if not from_gaps:
+            return None
+        from kg.store import open_store
+        from recommender.demand import topic_demand
+
+        with open_store() as store:
+            return topic_demand(store) or None
     if path.suffix.lower() == ".json":
         data = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(data, dict):
@@ -74,7 +82,8 @@ def _run(action: Any) -> Any:
 _DATE = click.DateTime(formats=["%Y-%m-%d"])
 _OUT = click.option("--out", type=click.Path(path_type=Path), default=None, help="导出文件（.csv 或 .xlsx）")
 _DEMAND = click.option("--demand", "demand_file", type=click.Path(exists=True, path_type=Path), default=None,
-                       help="各主题需求人数（JSON 对象或两列 CSV：主题编号, 人数）")
+                       help="各主题需求人数（JSON 对象或两列 CSV：主题编号, 人数）；默认取学员差距分析")
+_NO_DEMAND = click.option("--no-demand", is_flag=True, help="不使用需求数据")
 _AS_OF = click.option("--as-of", type=_DATE, default=None, help="统计基准日（默认今天），格式 2026-11-15")
 
 
@@ -101,11 +110,12 @@ def indicators(institution: str, period: str, top: int, out: Path | None) -> Non
 @click.option("--level", default=None, help="只统计该层级机构的课程（中央/省/市/县）")
 @click.option("--top", default=20, show_default=True, help="列出的供给不足主题数")
 @_DEMAND
+@_NO_DEMAND
 @_AS_OF
 @click.option("--near-duplicates/--no-near-duplicates", default=False, help="用语义检索列出疑似重复课程（需加载编码模型）")
 @_OUT
-def coverage(institution: str | None, level: str | None, top: int, demand_file: Path | None, as_of: dt.datetime | None,
-             near_duplicates: bool, out: Path | None) -> None:
+def coverage(institution: str | None, level: str | None, top: int, demand_file: Path | None, no_demand: bool,
+             as_of: dt.datetime | None, near_duplicates: bool, out: Path | None) -> None:
     """各规划主题的课程供给、时效、评分与需求，以及供给不足的主题排名。"""
     from recommender.analytics.coverage import coverage_report
 
@@ -117,7 +127,7 @@ def coverage(institution: str | None, level: str | None, top: int, demand_file: 
 
         with open_store() as store:
             pairs = [(p.a, p.b, p.score) for p in find_pairs(SearchService.open(store))]
-    report = _run(lambda: coverage_report(_catalogue(), _demand(demand_file), institution=institution, level=level,
+    report = _run(lambda: coverage_report(_catalogue(), _demand(demand_file, not no_demand), institution=institution, level=level,
                                           as_of=as_of.date() if as_of else None, top=top, near_duplicates=pairs))
     click.echo(f"{report.title}（{report.demand_note}）")
     for rank, r in enumerate(report.underserved, start=1):
@@ -137,15 +147,17 @@ def coverage(institution: str | None, level: str | None, top: int, demand_file: 
 @click.option("--tolerance", type=float, default=0.0, show_default=True, help="允许少于总学时的学时数")
 @click.option("--own-courses", is_flag=True, help="只用本机构的课程")
 @_DEMAND
+@_NO_DEMAND
 @_OUT
 def programme(institution: str, class_type: str, hours: float, topics: tuple[str, ...], categories: tuple[str, ...],
-              groups: tuple[str, ...], tolerance: float, own_courses: bool, demand_file: Path | None, out: Path | None) -> None:
+              groups: tuple[str, ...], tolerance: float, own_courses: bool, demand_file: Path | None, no_demand: bool,
+              out: Path | None) -> None:
     """按班次类型、学员、总学时与专题精确求解满足教学指标的课程方案。"""
     from recommender.analytics.programme import ProgrammeRequest, build_programme
 
     request = ProgrammeRequest(institution, class_type, hours, topics, categories, groups, hour_tolerance=tolerance,
                                source_institutions=(institution,) if own_courses else None)
-    result = _run(lambda: build_programme(_catalogue(), request, demand=_demand(demand_file)))
+    result = _run(lambda: build_programme(_catalogue(), request, demand=_demand(demand_file, not no_demand)))
     click.echo(result.title)
     if not result.feasible:
         for reason in result.reasons:
@@ -173,11 +185,13 @@ def programme(institution: str, class_type: str, hours: float, topics: tuple[str
 @click.option("--check", "check_file", type=click.Path(exists=True, path_type=Path), default=None,
               help="审查一份手工名单（CSV/XLSX，含编号列）并给出最少调整")
 @_DEMAND
+@_NO_DEMAND
 @_AS_OF
 @_OUT
 def nominate(year: int | None, courses: int | None, textbooks: int | None, quota_mode: str | None,
              max_per_institution: int | None, min_per_branch: int | None, previous_files: tuple[Path, ...],
-             check_file: Path | None, demand_file: Path | None, as_of: dt.datetime | None, out: Path | None) -> None:
+             check_file: Path | None, demand_file: Path | None, no_demand: bool, as_of: dt.datetime | None,
+             out: Path | None) -> None:
     """好课程、好教材推荐：按推荐指标体系精确求解年度名单，或审查手工名单。"""
     from recommender.analytics.audit import check_nomination_list
     from recommender.analytics.exports import read_id_column
@@ -189,7 +203,7 @@ def nominate(year: int | None, courses: int | None, textbooks: int | None, quota
                      if v is not None}
         overrides["previous"] = {i for f in previous_files for i in read_id_column(f)}
         config = NominationConfig.from_rules(**overrides)
-        catalogue, demand, day = _catalogue(), _demand(demand_file), as_of.date() if as_of else None
+        catalogue, demand, day = _catalogue(), _demand(demand_file, not no_demand), as_of.date() if as_of else None
         if check_file is not None:
             return check_nomination_list(catalogue, check_file, config, demand=demand, as_of=day)
         return optimise_nominations(catalogue, config, demand=demand, as_of=day)

@@ -158,6 +158,7 @@ def coverage_report(
     """Coverage of every plan topic by published courses (of one institution or level if given)."""
     ontology = ontology or load_ontology()
     as_of = as_of or dt.date.today()
+    demand = demand or None  # an empty mapping (no cadre data yet) is no demand data, not zero demand everywhere
     scope, courses = _scope(catalogue, institution, level, ontology)
     direct: dict[str, list[Course]] = defaultdict(list)
     subtree: dict[str, dict[str, Course]] = defaultdict(dict)
@@ -177,7 +178,7 @@ def coverage_report(
         ages = [a for a in (_years(c, as_of) for c in covering) if a is not None]
         rated = [c for c in covering if c.rating is not None]
         weights = sum(c.rating_count or 1 for c in rated)
-        wanted = None if demand is None else float(demand.get(topic.id, 0))
+        wanted = None if demand is None else demand.get(topic.id, 0)
         branch = catalogue.branch_of(topic.id)
         rows.append(TopicCoverage(
             topic_id=topic.id, name=topic.name, branch=catalogue.topic_name(branch) if branch else None,
