@@ -98,10 +98,11 @@ def topic_coverage(
             entry[0] += hours * weight
             if record.date > recent_from:
                 entry[1] += hours
-    for course, (decayed, raw) in weighted.items():
-        flow = snapshot.course_flow(course)
-        coverage += decayed * flow
-        recent += raw * flow
+    if weighted:
+        flows = snapshot.course_flows(np.fromiter(weighted, dtype=np.int64)).astype(np.float64)
+        hours = np.array(list(weighted.values()), dtype=np.float64)  # (P, 2): decayed, recent
+        coverage += hours[:, 0] @ flows
+        recent += hours[:, 1] @ flows
     return coverage, recent
 
 

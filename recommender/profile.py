@@ -243,23 +243,27 @@ def fetch_profile(store: Store, snapshot: CatalogueSnapshot, cadre_id: str, unti
             domain = edge.dst
         elif edge.type == rel["inGroup"]:
             groups.append(edge.dst)
-    names = {t: p.get("name", t) for t, p in zip(snapshot.topic_ids, snapshot.topic_props)}
-    for table in (snapshot.categories, snapshot.groups, snapshot.domains):
-        names.update({i: p.get("name", i) for i, p in table.items()})
-    class_labels = {name: spec.label for name, spec in ontology.classes.items()}
-    topics = dict(zip(snapshot.topic_ids, snapshot.topic_props))
-    requirements = merge_requirements(ontology.requirements, category, groups, domain, names, class_labels, topics)
+    role = (category, tuple(sorted(groups)), domain)
+    if role not in snapshot.requirement_cache:
+        names = {t: p.get("name", t) for t, p in zip(snapshot.topic_ids, snapshot.topic_props)}
+        for table in (snapshot.categories, snapshot.groups, snapshot.domains):
+            names.update({i: p.get("name", i) for i, p in table.items()})
+        class_labels = {name: spec.label for name, spec in ontology.classes.items()}
+        topics = dict(zip(snapshot.topic_ids, snapshot.topic_props))
+        snapshot.requirement_cache[role] = tuple(
+            merge_requirements(ontology.requirements, category, groups, domain, names, class_labels, topics))
+    requirements = snapshot.requirement_cache[role]
     return CadreProfile(
         cadre_id=cadre_id,
         name=str(node.get("name", "")),
         category_id=category,
-        category_name=names.get(category, "") if category else "",
+        category_name=snapshot.categories.get(category, {}).get("name", "") if category else "",
         hour_group=snapshot.categories.get(category, {}).get("hourGroup") if category else None,
         domain_id=domain,
-        domain_name=names.get(domain, "") if domain else "",
+        domain_name=snapshot.domains.get(domain, {}).get("name", "") if domain else "",
         group_ids=tuple(sorted(groups)),
-        group_names=tuple(names.get(g, g) for g in sorted(groups)),
+        group_names=tuple(snapshot.groups.get(g, {}).get("name", g) for g in sorted(groups)),
         leadership_level=node.get("leadershipLevel"),
-        requirements=tuple(requirements),
+        requirements=requirements,
         records=tuple(fetch_records(store, ontology, cadre_id, until)),
     )

@@ -141,10 +141,12 @@ class Ranker:
         s, c = snapshot, self.config
         t = s.n_topics
         self._topics = np.where(s.course_topics >= 0, s.course_topics, t)  # -1 → a padding slot scoring 0
+        self._topic_columns = np.ascontiguousarray(self._topics.T)  # (K, n): whole-catalogue passes run along rows
         self._up_strict = s.up & ~np.eye(t, dtype=bool)
-        self._up_padded = np.vstack([s.up, np.zeros((1, t), dtype=bool)])
         self._prereq_padded = np.vstack([s.prereq_of, np.zeros((1, t), dtype=bool)])
-        self._static = (c.quality * s.course_quality + c.popularity * s.course_popularity).astype(np.float64)
+        self._static = (c.quality * s.course_quality + c.popularity * s.course_popularity).astype(np.float32)
+        self._case = s.course_case.astype(np.float32)
+        self._interactive = s.course_interactive.astype(np.float32)
         self._fresh_cache: dict[int, np.ndarray] = {}
         self._labels = {name: spec.label for name, spec in s.ontology.classes.items()}
 
@@ -154,7 +156,7 @@ class Ranker:
         if key not in self._fresh_cache:
             modified = self.snapshot.course_modified
             age = np.where(modified > 0, key - modified, 10 * _DAYS_PER_YEAR)
-            self._fresh_cache = {key: decay(age, self.config.freshness_half_life_years)}
+            self._fresh_cache = {key: decay(age, self.config.freshness_half_life_years).astype(np.float32)}
         return self._fresh_cache[key]
 
     def _lacks(self, profile: CadreProfile, today: dt.date, done: set[int]) -> tuple[bool, bool]:
@@ -186,21 +188,24 @@ class Ranker:
         """Scores of every course (−inf where it may not be suggested), the parts, and the completed set."""
         s, c = self.snapshot, self.config
         fill_t, graph_t, _ = self._topic_parts(gaps)
-        fill = np.append(fill_t, 0.0)[self._topics]
-        best = fill.max(axis=1)
-        gap = best + c.multi_gap * (fill.sum(axis=1) - best)
-        graph = np.append(graph_t, 0.0)[self._topics].max(axis=1)
+        fill = np.append(fill_t, 0.0).astype(np.float32)[self._topic_columns]  # (K, n)
+        best = fill.max(axis=0)
+        gap = best + np.float32(c.multi_gap) * (fill.sum(axis=0) - best)
+        graph = np.append(graph_t, 0.0).astype(np.float32)[self._topic_columns].max(axis=0)
         done = completed_courses(profile, s, today)
         lacks_case, lacks_interactive = self._lacks(profile, today, done)
-        fmt = np.minimum(1.0, lacks_case * s.course_case + lacks_interactive * s.course_interactive)
+        if lacks_case and lacks_interactive:
+            fmt = np.maximum(self._case, self._interactive)
+        else:
+            fmt = self._case if lacks_case else self._interactive if lacks_interactive else np.zeros_like(self._case)
         audience_vec = np.zeros(s.course_audience.shape[1], dtype=np.float32)
         for role in (profile.category_id, *profile.group_ids):
             if role in s.audience_pos:
                 audience_vec[s.audience_pos[role]] = 1.0
-        audience = (s.course_audience @ audience_vec > 0).astype(np.float64)
-        parts = {"gap": gap, "graph": graph, "format": fmt, "audience": audience, "freshness": self._freshness(today)}
-        total = (c.gap * gap + c.graph * graph + self._static + c.freshness * parts["freshness"]
-                 + c.format * fmt + c.audience * audience)
+        audience = (s.course_audience @ audience_vec > 0).astype(np.float32)
+        freshness = self._freshness(today)
+        parts = {"gap": gap, "graph": graph, "format": fmt, "audience": audience, "freshness": freshness}
+        total = c.gap * gap + c.graph * graph + self._static + c.freshness * freshness + c.format * fmt + c.audience * audience
         if intent is not None:
             parts["semantic"] = intent
             total = total + c.semantic * intent
@@ -237,7 +242,7 @@ class Ranker:
 
     def _flows(self, pool: np.ndarray) -> np.ndarray:
         """(P, T) bool: the topics each pooled course's hours count for."""
-        return self._up_padded[self._topics[pool]].any(axis=1)
+        return self.snapshot.course_flows(pool)
 
     def _needs(self, pool: np.ndarray, uncovered: np.ndarray) -> np.ndarray:
         """(P, T) bool: prerequisite topics of each pooled course that are uncovered and not taught by it."""
@@ -250,8 +255,9 @@ class Ranker:
         for topic in np.flatnonzero(needs.any(axis=0)):
             under = self.snapshot.courses_under[topic]
             under = under[np.isfinite(total[under])]
-            if len(under):
-                extra.update(under[np.argsort(-total[under], kind="stable")[:3]].tolist())
+            if len(under) > 3:
+                under = under[np.argpartition(-total[under], 3)[:3]]
+            extra.update(under.tolist())
         return np.union1d(pool, np.fromiter(extra, dtype=np.int64)) if extra else pool
 
     def _select(self, pool: np.ndarray, needs: np.ndarray, total: np.ndarray, gap_part: np.ndarray,

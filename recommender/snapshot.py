@@ -142,6 +142,7 @@ class CatalogueSnapshot:
     hierarchy: nx.DiGraph  # narrower → broader
     prerequisites: nx.DiGraph  # topic → its prerequisite topic
     up: np.ndarray  # (T, T) bool: up[t, a] — a is t or one of its broader topics
+    up_padded: np.ndarray  # (T + 1, T): ``up`` and a zero row for the padding slot of ``course_topics``
     related: np.ndarray  # (T, T) bool, skos:related both ways
     prereq_of: np.ndarray  # (T, T) bool: prereq_of[t, p] — p is a direct prerequisite of t
     topo_rank: np.ndarray  # (T,) int: position in a prerequisites-first order
@@ -176,6 +177,8 @@ class CatalogueSnapshot:
     institutions: dict[str, dict[str, Any]]
     classes: dict[str, TrainingClassInfo]
     materials_by_topic: dict[int, list[Material]] = field(default_factory=dict)
+    #: merged requirements per (category, groups, domain): cadres share roles, so merge each role once
+    requirement_cache: dict[tuple[Any, ...], Any] = field(default_factory=dict, repr=False)
 
     # ── topic helpers ──
     @property
@@ -208,7 +211,12 @@ class CatalogueSnapshot:
         A course counts fully for every topic it covers (``COVERS`` is unordered in the ontology, so there is
         no main topic to favour), and once — not once per path — for a broader topic two of them share.
         """
-        return self.up[self.course_topics[course][self.course_topics[course] >= 0]].any(axis=0)
+        return self.course_flows(np.array([course]))[0]
+
+    def course_flows(self, courses: np.ndarray) -> np.ndarray:
+        """(len(courses), T) bool: :meth:`course_flow` of many courses at once."""
+        topics = self.course_topics[np.asarray(courses, dtype=np.int64)]
+        return self.up_padded[np.where(topics >= 0, topics, self.n_topics)].any(axis=1)
 
 
 def _shrunk_rating(rating: np.ndarray, count: np.ndarray, prior_weight: float = 50.0) -> np.ndarray:
@@ -344,6 +352,7 @@ def load_snapshot(store: Store, ontology: Ontology | None = None) -> CatalogueSn
         hierarchy=hierarchy,
         prerequisites=prerequisites,
         up=matrices["up"],
+        up_padded=np.vstack([matrices["up"], np.zeros((1, len(topic_ids)), dtype=bool)]),
         related=matrices["related"],
         prereq_of=matrices["prereq_of"],
         topo_rank=matrices["topo_rank"],

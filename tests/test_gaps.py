@@ -1,0 +1,129 @@
+"""Requirements merging, decayed topic coverage and weighted gaps, pinned on the hand-built world.
+
+Dates are chosen so the decay is exact: 2022-01-01 → 2026-01-01 is 1461 days, four years of 365.25 days,
+i.e. two half-lives at the default half-life of two years (weight ¼) and one at four years (weight ½).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from recommender.errors import InvalidRequest
+from recommender.gaps import CoverageConfig, analyse_gaps, decay, topic_coverage
+from recommender.profile import Record, fetch_profile, merge_requirements
+from recommender.service import Recommender
+from tests.rec_world import REQUIREMENTS, add_cadre, build, concentrated, online
+
+D = dt.date.fromisoformat
+TODAY = D("2026-01-01")
+
+
+@pytest.fixture
+def snap(store, ontology):
+    return build(store, ontology)
+
+
+def cov(snap, records, config=CoverageConfig(), today=TODAY):
+    coverage, recent = topic_coverage(records, snap, today, config)
+    return {t: round(float(coverage[i]), 6) for i, t in enumerate(snap.topic_ids)}, \
+           {t: round(float(recent[i]), 6) for i, t in enumerate(snap.topic_ids)}
+
+
+def conc(date: str, course: str, hours: float, **kw) -> Record:
+    return Record(id=kw.pop("id", f"record:{course}:{date}"), date=D(date), mode="集中培训", situation="中心组学习",
+                  hours=hours, course=course, **kw)
+
+
+class TestDecay:
+    def test_weights(self):
+        assert decay(0, 2.0) == 1.0
+        assert decay(1461, 2.0) == pytest.approx(0.25)
+        assert decay(1461, 4.0) == pytest.approx(0.5)
+        assert decay(-30, 2.0) == 1.0
+
+    def test_half_life_must_be_positive(self):
+        with pytest.raises(InvalidRequest, match="half_life_years"):
+            CoverageConfig(half_life_years=0)
+
+
+class TestCoverage:
+    def test_hours_decay_and_flow_to_broader_topics_only(self, snap):
+        coverage, _ = cov(snap, [conc("2022-01-01", "course:a-basic", 2.0)])
+        assert coverage["topic:a"] == 0.5 and coverage["topic:root"] == 0.5
+        assert coverage["topic:a1"] == 0.0 and coverage["topic:b"] == 0.0
+
+    def test_half_life_is_configurable(self, snap):
+        coverage, _ = cov(snap, [conc("2022-01-01", "course:a-basic", 2.0)], CoverageConfig(half_life_years=4.0))
+        assert coverage["topic:a"] == 1.0
+
+    def test_a_course_counts_once_for_a_broader_topic_it_reaches_twice(self, snap):
+        coverage, _ = cov(snap, [conc("2026-01-01", "course:ab-combo", 2.0)])
+        assert (coverage["topic:a"], coverage["topic:b"], coverage["topic:root"]) == (2.0, 2.0, 2.0)
+
+    def test_online_records_count_the_course_length_not_the_minutes(self, snap):
+        record = Record(id="record:o", date=TODAY, mode="网络自学", minutes=200, course="course:a1-online")
+        coverage, _ = cov(snap, [record])
+        assert (coverage["topic:a1"], coverage["topic:a"]) == (1.0, 1.0)
+
+    def test_a_class_spreads_its_hours_over_its_courses_by_length(self, snap):
+        record = Record(id="record:k", date=TODAY, mode="集中培训", hours=10.0, days=2.0, klass="class:k")
+        coverage, _ = cov(snap, [record])
+        assert (coverage["topic:a"], coverage["topic:b"], coverage["topic:root"]) == (4.0, 6.0, 10.0)
+
+    def test_incomplete_and_future_records_count_nothing(self, snap):
+        coverage, _ = cov(snap, [conc("2025-06-01", "course:a-basic", 2.0, completed=False),
+                                 conc("2026-02-01", "course:a-basic", 2.0)])
+        assert coverage["topic:a"] == 0.0
+
+    def test_recent_hours_are_undecayed_within_three_years(self, snap):
+        _, recent = cov(snap, [conc("2022-01-01", "course:a-basic", 2.0), conc("2024-01-01", "course:a-new", 3.0)])
+        assert recent["topic:a"] == 3.0
+
+
+class TestRequirements:
+    def test_essential_beats_optional_and_the_largest_threshold_wins(self, snap):
+        names = {"domain:fin": "金融监管", "group:g": "领导班子成员", "category:x": "甲类干部", "topic:a": "甲主题"}
+        merged = {r.topic_id: r for r in merge_requirements(REQUIREMENTS, "category:x", ["group:g"], "domain:fin", names,
+                                                             {"PositionDomain": "岗位领域"}, {})}
+        a = merged["topic:a"]
+        assert (a.level, a.hours, a.section, a.source) == ("essential", 6.0, "二（一）", "all_cadres")
+        assert (merged["topic:b"].level, merged["topic:b"].hours, merged["topic:b"].basis) == ("essential", 6.0, "岗位领域：金融监管")
+        assert (merged["topic:c"].level, merged["topic:c"].hours) == ("optional", 2.0)
+        assert list(merged) == ["topic:a", "topic:b", "topic:c"]
+
+    def test_only_the_roles_that_apply(self, snap):
+        merged = merge_requirements(REQUIREMENTS, "category:y", [], None, {}, {}, {})
+        assert [r.topic_id for r in merged] == ["topic:a"]
+        assert merged[0].hours == 4.0
+
+
+class TestGaps:
+    def test_weights_order_and_reasons(self, store, ontology):
+        snap = build(store, ontology)
+        add_cadre(store, records=[concentrated("2026-01-01", 2.0, course="course:a-basic")])
+        report = analyse_gaps(fetch_profile(store, snap, "cadre:1"), snap, TODAY)
+        # b: essential (1.0) × priority 2 (0.85) × (1 − 0/6); a: 1.0 × 1.0 × (1 − 2/6); c: optional 0.5 × priority 3 (0.7)
+        assert [(g.topic_id, round(g.weight, 4)) for g in report.gaps] == [
+            ("topic:b", 0.85), ("topic:a", 0.6667), ("topic:c", 0.35)]
+        assert report.gap("topic:b").reason == "你所在的岗位领域（金融监管）要求学习『乙主题』，近三年相关学时为 0（规划 四（一））"
+        assert report.gap("topic:a").reason == "规划要求全体干部学习『甲主题』，近三年相关学时为 2（规划 二（一））"
+        assert report.gap("topic:c").reason.startswith("你所属的干部类别（甲类干部）要求学习『丙主题』")
+
+    def test_covered_topic_is_no_gap(self, store, ontology):
+        snap = build(store, ontology)
+        add_cadre(store, records=[concentrated("2025-12-01", 7.0, course="course:ab-combo")])
+        report = analyse_gaps(fetch_profile(store, snap, "cadre:1"), snap, TODAY)
+        assert [g.topic_id for g in report.gaps] == ["topic:c"]
+        assert {t.topic_id: t.is_gap for t in report.topics} == {"topic:a": False, "topic:b": False, "topic:c": True}
+
+    def test_learning_map_groups_required_topics_by_branch(self, store, ontology):
+        snap = build(store, ontology)
+        add_cadre(store, records=[online("2026-01-01", "course:c-plain", 40, "platform:tiered")])
+        learning_map = Recommender(snap, store, today=TODAY).learning_map("cadre:1")
+        assert {b: [t.topic_id for t in items] for b, items in learning_map.branches.items()} == {
+            "根主题": ["topic:a", "topic:b"], "丙主题": ["topic:c"]}
+        topic_c = learning_map.branches["丙主题"][0]
+        assert topic_c.ratio == pytest.approx(0.5)
+        assert learning_map.to_dict()["板块"]["丙主题"][0]["覆盖率"] == 0.5
