@@ -163,7 +163,7 @@ def link_groups(node: Node) -> list[dict[str, Any]]:
     groups: list[dict[str, Any]] = []
     for direction, edges in (("out", g.store.edges(src=node.id)), ("in", g.store.edges(dst=node.id))):
         by_rel: dict[str, list[str]] = {}
-        for e in edges:
+        for e in sorted(edges, key=lambda e: (e.type, e.props.get("ord", 0))):  # ordered relations keep ``ord``
             by_rel.setdefault(e.type, []).append(e.dst if direction == "out" else e.src)
         for rel, ids in by_rel.items():
             nodes = [n for n in g.store.get_nodes(ids) if n.label not in g.personal_labels]

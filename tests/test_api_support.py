@@ -80,6 +80,44 @@ def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("api-index")
 
 
+SAMPLE_CADRES = 50
+SAMPLE_AS_OF = "2026-11-15"  # the generator's records run until this day
+
+
+def generate_cadres(out: Path, count: int = SAMPLE_CADRES) -> None:
+    """Seeded sample cadres and their records, as ``python -m corpora generate`` writes them."""
+    from corpora.cadres import CadreGenerator, read_catalogue, write_cadres
+    from corpora.__main__ import SAMPLE_DIR
+
+    out.mkdir(parents=True, exist_ok=True)
+    generator = CadreGenerator(load_ontology(), read_catalogue([SAMPLE_DIR]))
+    with (out / "cadres.jsonl").open("w", encoding="utf-8") as c_out, \
+            (out / "records.jsonl").open("w", encoding="utf-8") as r_out:
+        write_cadres(generator, count, c_out, r_out)
+
+
+@pytest.fixture(scope="session")
+def sample_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample catalogue plus 50 generated cadres, built once per session (for pages, analytics and
+    nominations, which need a catalogue the size of the real one)."""
+    from corpora.__main__ import SAMPLE_DIR
+
+    home = tmp_path_factory.mktemp("api-sample")
+    generate_cadres(home / "generated")
+    build_template(home, (SAMPLE_DIR, home / "generated"),
+                   {**{k: v for k, v in USERS.items() if v[0] != "cadre"},
+                    "cadre1": ("cadre", "cadre:0000001"), "cadre2": ("cadre", "cadre:0000002")})
+    return home
+
+
+@pytest.fixture(scope="session")
+def sample_app(sample_home: Path, index_dir: Path) -> Flask:
+    """One app over the sample graph for the session (tests on it must not write)."""
+    app = create_app(app_config(sample_home, index_dir.parent / "sample-index", AS_OF=SAMPLE_AS_OF))
+    yield app
+    app.extensions["ganxun.graph"].close()
+
+
 @pytest.fixture
 def app(template_home: Path, index_dir: Path, tmp_path: Path) -> Flask:
     """A fresh app over its own copy of the template: for tests that write."""
