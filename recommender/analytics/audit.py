@@ -232,9 +232,7 @@ def check_nomination_list(
     audit.solve_seconds = fewest.seconds
     if fewest.x is None:
         audit.fixable = False
-        full = NominationModel(catalogue, config, considered, model.available, ontology)
-        full_upper = np.array([0.0 if not c.eligible or c.id in config.previous else 1.0 for c in full.pool])
-        _, audit.reasons = full.explain(time_limit, upper=full_upper)
+        _, audit.reasons = NominationModel.explain(catalogue, config, eligible, model.available, ontology, time_limit)
         return audit
     budget = Family("changes", "调整数量", sparse.csr_matrix(cost.reshape(1, -1)), -np.inf, round(fewest.objective),
                     lambda *_: "")

@@ -23,7 +23,7 @@ from typing import Any
 
 from kg.ontology import Ontology, load_ontology
 
-from recommender.analytics.catalogue import PUBLISHED, Catalogue, Course, Institution, TrainingClass
+from recommender.analytics.catalogue import Catalogue, Course, Institution, TrainingClass
 from recommender.analytics.errors import InputError
 from recommender.analytics.exports import Table
 from recommender.analytics.rules import IndicatorRule, UpdateRule, teaching_rules, update_rules

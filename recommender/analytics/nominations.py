@@ -22,7 +22,7 @@ import datetime as dt
 import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -47,7 +47,6 @@ __all__ = [
     "candidate_table",
     "optimise_nominations",
     "thin_pool",
-    "with_previous",
 ]
 
 QUOTA_MODES = {"per_list": "两张名单各自满足案例占比", "combined": "两张名单合计满足案例占比"}
@@ -262,11 +261,21 @@ class NominationModel:
                 families.append(Family("institution", "机构上限", rows, -np.inf, cap, cap_text))
         return families
 
-    def explain(self, time_limit: float, extra: Sequence[Family] = (), upper: np.ndarray | None = None,
-                lower: np.ndarray | None = None) -> tuple[list[str], list[str]]:
-        """(labels of the conflicting rules, Chinese reasons)."""
-        conflict, shortfalls = explain_infeasible(len(self.pool), [*self.families, *extra], upper=upper, lower=lower,
-                                                  time_limit=time_limit)
+    @classmethod
+    def explain(cls, catalogue: Catalogue, config: NominationConfig, candidates: Sequence[Candidate],
+                available: Mapping[str, Any], ontology: Ontology, time_limit: float) -> tuple[list[str], list[str]]:
+        """(labels of the conflicting rules, Chinese reasons) for lists drawn from ``candidates``.
+
+        Explaining needs models without some of the rules, where thinning is not exact; instead, candidates
+        alike in every rule are merged into one integer column bounded by their number — exact for
+        feasibility, and a few thousand columns however many candidates there are.
+        """
+        groups: dict[tuple, list[Candidate]] = {}
+        for c in candidates:
+            groups.setdefault(_signature(c), []).append(c)
+        model = cls(catalogue, config, [members[0] for members in groups.values()], available, ontology)
+        sizes = np.array([len(members) for members in groups.values()], dtype=float)
+        conflict, shortfalls = explain_infeasible(len(model.pool), model.families, upper=sizes, time_limit=time_limit)
         return [f.label for f in conflict], explanation(conflict, shortfalls, "符合全部规则的名单")
 
 
@@ -280,6 +289,11 @@ def availability(catalogue: Catalogue, config: NominationConfig, eligible: Seque
             "branch": dict(branch)}
 
 
+def _signature(c: Candidate) -> tuple:
+    """What the rules see of a candidate: its list, case flag, branches and institution."""
+    return (c.kind, c.is_case, c.branches, c.institution)
+
+
 def thin_pool(candidates: Sequence[Candidate], config: NominationConfig, keep: Iterable[str] = ()) -> list[Candidate]:
     """Drop candidates that cannot be in any optimal list (see the module docstring); ``keep`` are never
     dropped.  Candidates come best first, so each group keeps its best."""
@@ -291,7 +305,7 @@ def thin_pool(candidates: Sequence[Candidate], config: NominationConfig, keep: I
         if c.id in kept_ids:
             out.append(c)
             continue
-        key = (c.kind, c.is_case, c.branches, c.institution)
+        key = _signature(c)
         limit = quota[c.kind]
         if c.institution and config.max_per_institution is not None:
             limit = min(limit, config.max_per_institution)
@@ -402,9 +416,8 @@ def optimise_nominations(
     solution = solve(len(pool), model.families, np.array([c.score for c in pool]), time_limit=time_limit)
     result.solve_seconds = solution.seconds
     if solution.x is None:
-        # thinning is exact for the whole model only, so the explanation works on every eligible candidate
-        full = model if not thin else NominationModel(catalogue, config, eligible, available, ontology)
-        result.conflict, result.reasons = full.explain(time_limit)
+        result.conflict, result.reasons = NominationModel.explain(catalogue, config, eligible, available, ontology,
+                                                                  time_limit)
         return result
     chosen = [pool[i] for i in solution.chosen]
     result.feasible = True
@@ -413,8 +426,3 @@ def optimise_nominations(
     result.textbooks = [c for c in chosen if c.kind == "textbook"]
     result.checks = audit_selection(catalogue, config, chosen, ontology)
     return result
-
-
-def with_previous(config: NominationConfig, ids: Iterable[str]) -> NominationConfig:
-    """The same config with more items marked as nominated in earlier years."""
-    return replace(config, previous=config.previous | frozenset(ids))
