@@ -11,7 +11,7 @@ import pytest
 from openpyxl import load_workbook
 
 from tests.test_api_support import (  # noqa: F401  (fixtures)
-    bearer, index_dir, sample_app, sample_home, shared_app, shared_client, template_home,
+    bearer, index_dir, sample_app, sample_home, sample_index_dir, shared_app, shared_client, template_home,
 )
 
 

@@ -111,9 +111,17 @@ def sample_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def sample_app(sample_home: Path, index_dir: Path) -> Flask:
+def sample_index_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The search index of the sample catalogue: kept in pytest's cache between runs when the cache is on
+    (it is updated, not rebuilt: only changed texts are encoded again), else built once in a temp folder."""
+    cache = getattr(request.config, "cache", None)
+    return Path(cache.mkdir("ganxun-api-sample-index")) if cache is not None else tmp_path_factory.mktemp("sample-index")
+
+
+@pytest.fixture(scope="session")
+def sample_app(sample_home: Path, sample_index_dir: Path) -> Flask:
     """One app over the sample graph for the session (tests on it must not write)."""
-    app = create_app(app_config(sample_home, index_dir.parent / "sample-index", AS_OF=SAMPLE_AS_OF))
+    app = create_app(app_config(sample_home, sample_index_dir, AS_OF=SAMPLE_AS_OF))
     yield app
     app.extensions["ganxun.graph"].close()
 
