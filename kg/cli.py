@@ -146,3 +146,51 @@ def import_rdf(ctx: click.Context, path: Path) -> None:
     with _open(ctx) as store:
         store.write(nodes, edges, replace=True, progress=True)
     click.echo(f"已读入 {len(nodes):,} 个节点、{len(edges):,} 条关系")
+
+
+def _open_named(name: str, settings: Settings):
+    try:
+        return open_store(name, settings)
+    except StoreError as exc:
+        _fail(f"无法打开存储（{name}）：{exc}")
+
+
+def _print_sync_table(title: str, labels: dict[str, str], source: dict, before: dict, after: dict) -> None:
+    click.echo(f"{title:<26}{'源':>10}{'同步前':>10}{'同步后':>10}")
+    for key in sorted(set(source) | set(before) | set(after)):
+        click.echo(f"  {labels.get(key, key):<10}{key:<16}{source.get(key, 0):>10,}{before.get(key, 0):>10,}{after.get(key, 0):>10,}")
+    click.echo(f"  {'合计':<26}{sum(source.values()):>10,}{sum(before.values()):>10,}{sum(after.values()):>10,}")
+
+
+@main.command()
+@click.pass_context
+def sync(ctx: click.Context) -> None:
+    """把嵌入式存储中的图谱同步到 Neo4j（分批提交；重复运行不会改动任何数据）。"""
+    from kg.sync import sync_graph
+
+    settings: Settings = ctx.obj["settings"]
+    ontology = load_ontology()
+    with _open_named("embedded", settings) as source:
+        if source.is_empty():
+            _fail(f"源图谱为空（{settings.db_path}）：请先运行 python -m kg build")
+        with _open_named("neo4j", settings) as target:
+            click.echo(f"源：嵌入式存储 {settings.db_path}；目标：Neo4j {settings.neo4j_uri}（数据库 {settings.neo4j_database}）")
+            try:
+                report = sync_graph(source, target, progress=True)
+            except StoreError as exc:
+                _fail(f"同步失败：{exc}")
+    labels = {c.name: c.label for c in ontology.classes.values()}
+    rel_labels = {rel: ontology.property_labels.get(p, p) for p, rel in ontology.relationship_types.items()}
+    _print_sync_table("节点", labels, report.source_nodes, report.before_nodes, report.after_nodes)
+    _print_sync_table("关系", rel_labels, report.source_edges, report.before_edges, report.after_edges)
+    names = {
+        "nodes_created": "新建节点", "nodes_deleted": "删除节点", "relationships_created": "新建关系",
+        "relationships_deleted": "删除关系", "properties_set": "写入属性", "labels_added": "增加标签",
+        "labels_removed": "移除标签",
+    }
+    click.echo("本次变更：" + "，".join(f"{names[k]} {report.changes.get(k, 0):,}" for k in names)
+               + f"；用时 {report.seconds:.1f} 秒")
+    if not report.changed:
+        click.echo("Neo4j 已与嵌入式存储一致，本次没有写入任何数据")
+    if not report.in_step:
+        _fail("同步后 Neo4j 的节点或关系数量与源不一致，请检查上表")

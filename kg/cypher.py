@@ -141,6 +141,7 @@ def _q(name: str, template: str) -> NamedQuery:
 
 
 # ─────────────────────────────── the store's queries ───────────────────────────────
+# Reads that return many rows collect them into one record (``rows``): one Bolt message instead of one per row.
 # Per-call placeholders: %_label (a class), %_labels (several classes joined by |), %_rel (a relationship type),
 # %_name (a schema object's name), %_prop (a property name from the class's shape).
 
@@ -160,34 +161,45 @@ STORE: dict[str, NamedQuery] = {
         _q("await_indexes", "CALL db.awaitIndexes($seconds)"),
         # writes: one parameter `rows`, one label or relationship type per text
         _q(
-            "merge_nodes",
+            "create_nodes",
             """
             UNWIND $rows AS row
             MERGE (n:%NODE {id: row.id})
-            SET n:%_label
-            WITH n, row, [l IN labels(n) WHERE NOT l IN [$node_label, $label]] AS stale
-            REMOVE n:$(stale)
-            WITH n, row WHERE properties(n) <> row.props
-            SET n = row.props
+            ON CREATE SET n:%_label, n = row.props
             """,
         ),
         _q(
-            "prune_out_edges",
+            "update_nodes",
             """
             UNWIND $rows AS row
-            MATCH (n:%NODE {id: row.id})-[r]->(m)
-            WHERE NOT [type(r), m.id] IN row.keep
-            DELETE r
+            MATCH (n:%NODE {id: row.id})
+            SET n:%_label, n = row.props
+            REMOVE n:$(row.stale)
             """,
         ),
         _q(
-            "merge_edges",
+            "create_edges",
             """
             UNWIND $rows AS row
             MATCH (a:%NODE {id: row.src}), (b:%NODE {id: row.dst})
             MERGE (a)-[r:%_rel]->(b)
-            WITH r, row WHERE properties(r) <> row.props
+            ON CREATE SET r = row.props
+            """,
+        ),
+        _q(
+            "update_edges",
+            """
+            UNWIND $rows AS row
+            MATCH (:%NODE {id: row.src})-[r:%_rel]->(:%NODE {id: row.dst})
             SET r = row.props
+            """,
+        ),
+        _q(
+            "delete_edges",
+            """
+            UNWIND $rows AS row
+            MATCH (:%NODE {id: row.src})-[r:%_rel]->(:%NODE {id: row.dst})
+            DELETE r
             """,
         ),
         _q(
@@ -196,7 +208,8 @@ STORE: dict[str, NamedQuery] = {
             UNWIND $ids AS id
             OPTIONAL MATCH (n:%NODE {id: id})
             WITH id, n WHERE n IS NULL
-            RETURN id ORDER BY id
+            WITH id ORDER BY id
+            RETURN collect(id) AS rows
             """,
         ),
         _q("delete_nodes", "UNWIND $ids AS id MATCH (n:%NODE {id: id}) DETACH DELETE n"),
@@ -209,28 +222,31 @@ STORE: dict[str, NamedQuery] = {
             """
             UNWIND $ids AS id
             MATCH (n:%NODE {id: id})
-            RETURN n.id AS id, [l IN labels(n) WHERE l <> $node_label][0] AS label, properties(n) AS props
-            ORDER BY id
+            WITH n ORDER BY n.id
+            RETURN collect({id: n.id, label: [l IN labels(n) WHERE l <> $node_label][0], props: properties(n)}) AS rows
             """,
         ),
         _q(
             "nodes_page",
             """
             MATCH (n:%_label) WHERE n.id > $after
-            RETURN n.id AS id, [l IN labels(n) WHERE l <> $node_label][0] AS label, properties(n) AS props
-            ORDER BY n.id LIMIT $page
+            WITH n ORDER BY n.id LIMIT $page
+            RETURN collect({id: n.id, label: [l IN labels(n) WHERE l <> $node_label][0], props: properties(n)}) AS rows
             """,
         ),
-        _q("all_ids", "MATCH (n:%NODE) RETURN n.id AS id"),
-        _q("ids_page", "MATCH (n:%NODE) WHERE n.id > $after RETURN n.id AS id ORDER BY n.id LIMIT $page"),
+        _q("all_ids", "MATCH (n:%NODE) RETURN collect(n.id) AS rows"),
+        _q(
+            "ids_page",
+            "MATCH (n:%NODE) WHERE n.id > $after WITH n ORDER BY n.id LIMIT $page RETURN collect(n.id) AS rows",
+        ),
         _q(
             "edges_of",
             """
             UNWIND $ids AS id
             MATCH (a:%NODE {id: id})-[r]->(b)
             WHERE ($type IS NULL OR type(r) = $type) AND ($dst IS NULL OR b.id = $dst)
-            RETURN a.id AS src, type(r) AS type, b.id AS dst, properties(r) AS props
-            ORDER BY src, type, dst
+            WITH a.id AS src, type(r) AS type, b.id AS dst, properties(r) AS props ORDER BY src, type, dst
+            RETURN collect({src: src, type: type, dst: dst, props: props}) AS rows
             """,
         ),
         _q(
@@ -238,8 +254,8 @@ STORE: dict[str, NamedQuery] = {
             """
             MATCH (a)-[r]->(b:%NODE {id: $dst})
             WHERE $type IS NULL OR type(r) = $type
-            RETURN a.id AS src, type(r) AS type, b.id AS dst, properties(r) AS props
-            ORDER BY src, type, dst
+            WITH a.id AS src, type(r) AS type, b.id AS dst, properties(r) AS props ORDER BY src, type, dst
+            RETURN collect({src: src, type: type, dst: dst, props: props}) AS rows
             """,
         ),
         _q(
@@ -251,7 +267,8 @@ STORE: dict[str, NamedQuery] = {
                 UNION
                 MATCH (n)<-[r]-(m) WHERE $incoming AND ($type IS NULL OR type(r) = $type) RETURN m
             }
-            RETURN DISTINCT m.id AS id ORDER BY id
+            WITH DISTINCT m.id AS id ORDER BY id
+            RETURN collect(id) AS rows
             """,
         ),
         _q(

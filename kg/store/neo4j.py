@@ -55,6 +55,27 @@ def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield chunk
 
 
+def _plain(props: dict[str, Any]) -> dict[str, Any]:
+    """Properties as the driver returns them: tuples become lists."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in props.items()}
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equality that also compares types, so 1, 1.0 and True differ (Cypher's ``=`` would call them equal)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def _rows(tx: ManagedTransaction, text: str, **params: Any) -> list[Any]:
+    """The ``rows`` list of a query that collects its answer into one record."""
+    return tx.run(text, params).single(strict=True)["rows"]
+
+
 def _lucene_phrase(text: str) -> str:
     """A Lucene phrase query for the text: only ``\\`` and ``"`` are special inside quotes."""
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
@@ -190,13 +211,13 @@ class Neo4jStore(Store):
             notifications_min_severity="OFF",  # e.g. "type does not exist yet" on an empty graph: expected, not news
         )
 
-    def _read(self, work: Callable[..., Any], *args: Any) -> Any:
+    def _read(self, work: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         with self._errors(), self._session() as session:
-            return session.execute_read(work, *args)
+            return session.execute_read(work, *args, **kwargs)
 
-    def _write(self, work: Callable[..., Any], *args: Any) -> Any:
+    def _write(self, work: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         with self._errors(), self._session(write=True) as session:
-            return session.execute_write(work, *args)
+            return session.execute_write(work, *args, **kwargs)
 
     def _text(self, name: str, **per_call: str | Iterable[str]) -> str:
         return STORE[name].text(self.ontology, **per_call)
@@ -272,7 +293,7 @@ class Neo4jStore(Store):
                 )
                 summary.nodes_deleted, summary.edges_deleted = sum(counts[0].values()), sum(counts[1].values())
                 keep = {n.id for n in nodes}
-                batch.delete = [r["id"] for r in tx.run(self._text("all_ids")) if r["id"] not in keep]
+                batch.delete = [i for i in _rows(tx, self._text("all_ids")) if i not in keep]
             return summary, self._apply(tx, batch, bar.update)
 
         try:
@@ -293,47 +314,88 @@ class Neo4jStore(Store):
     def _apply(
         self, tx: ManagedTransaction, batch: Batch, on_rows: Callable[[int], Any] | None = None
     ) -> Counter[str]:
+        """Read what the batch's nodes and owners' edges hold now, then write only the difference: new ones are
+        created, changed ones set, unchanged ones left alone (so a repeated batch writes nothing)."""
         changes: Counter[str] = Counter()
         done = on_rows or (lambda _n: None)
 
-        def run(text: str, **params: Any) -> None:
-            counters = tx.run(text, params).consume().counters
-            for key in _COUNTERS:
-                changes[key] += getattr(counters, key)
+        def run(text: str, rows: list[dict[str, Any]]) -> None:
+            for chunk in _chunks(rows, self.batch_size):
+                counters = tx.run(text, rows=chunk).consume().counters
+                for key in _COUNTERS:
+                    changes[key] += getattr(counters, key)
 
         for chunk in _chunks(batch.delete, self.batch_size):
-            run(self._text("delete_nodes"), ids=chunk)
-        by_label: dict[str, list[Node]] = defaultdict(list)
-        for node in batch.nodes:
-            by_label[node.label].append(node)
-        for label, group in sorted(by_label.items()):
-            text = self._text("merge_nodes", _label=label)
-            for chunk in _chunks(group, self.batch_size):
-                rows = [{"id": n.id, "props": {**n.props, "id": n.id}} for n in chunk]
-                run(text, rows=rows, label=label, node_label=NODE_LABEL)
-                done(len(chunk))
+            counters = tx.run(self._text("delete_nodes"), ids=chunk).consume().counters
+            changes["nodes_deleted"] += counters.nodes_deleted
+            changes["relationships_deleted"] += counters.relationships_deleted
+        for chunk in _chunks(batch.nodes, self.batch_size):
+            self._upsert_nodes(tx, chunk, run)
+            done(len(chunk))
         self._check_ends(tx, batch.edges)
-        if batch.owners:
-            keep: dict[str, list[list[str]]] = defaultdict(list)
-            for edge in batch.edges:
-                keep[edge.src].append([edge.type, edge.dst])
-            for chunk in _chunks(batch.owners, self.batch_size):
-                run(self._text("prune_out_edges"), rows=[{"id": i, "keep": keep.get(i, [])} for i in chunk])
-        by_type: dict[str, list[Edge]] = defaultdict(list)
+        by_src: dict[str, list[Edge]] = defaultdict(list)
         for edge in batch.edges:
-            by_type[edge.type].append(edge)
-        for rel, group in sorted(by_type.items()):
-            text = self._text("merge_edges", _rel=rel)
-            for chunk in _chunks(group, self.batch_size):
-                run(text, rows=[{"src": e.src, "dst": e.dst, "props": dict(e.props)} for e in chunk])
-                done(len(chunk))
+            by_src[edge.src].append(edge)
+        owners = set(batch.owners)
+        for srcs in _chunks(sorted(by_src.keys() | owners), self.batch_size):
+            edges = [e for src in srcs for e in by_src.get(src, ())]
+            self._upsert_edges(tx, srcs, owners.intersection(srcs), edges, run)
+            done(len(edges))
         return changes
+
+    def _upsert_nodes(self, tx: ManagedTransaction, nodes: list[Node], run: Callable[..., None]) -> None:
+        found = _rows(tx, self._text("get_nodes"), ids=[n.id for n in nodes], node_label=NODE_LABEL)
+        stored = {r["id"]: self._node(r) for r in found}
+        created: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        updated: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for node in nodes:
+            row = {"id": node.id, "props": {**_plain(node.props), "id": node.id}}
+            old = stored.get(node.id)
+            if old is None:
+                created[node.label].append(row)
+            elif old.label != node.label or not _same(old.props, _plain(node.props)):
+                stale = [old.label] if old.label != node.label and old.label else []
+                updated[node.label].append({**row, "stale": stale})
+        for label, rows in sorted(created.items()):
+            run(self._text("create_nodes", _label=label), rows)
+        for label, rows in sorted(updated.items()):
+            run(self._text("update_nodes", _label=label), rows)
+
+    def _upsert_edges(
+        self, tx: ManagedTransaction, srcs: list[str], owners: set[str], edges: list[Edge], run: Callable[..., None]
+    ) -> None:
+        """``owners``' outgoing edges become exactly those in ``edges``; other sources' edges are upserted."""
+        stored = {
+            (r["src"], r["type"], r["dst"]): dict(r["props"])
+            for r in _rows(tx, self._text("edges_of"), ids=srcs, type=None, dst=None)
+        }
+        given = {e.key: _plain(e.props) for e in edges}
+        created: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        updated: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        deleted: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for (src, rel, dst), props in given.items():
+            row = {"src": src, "dst": dst, "props": props}
+            if (src, rel, dst) not in stored:
+                created[rel].append(row)
+            elif not _same(stored[(src, rel, dst)], props):
+                updated[rel].append(row)
+        for src, rel, dst in stored:
+            if src in owners and (src, rel, dst) not in given:
+                if rel not in self.rel_types:
+                    raise StoreError(f"Neo4j 中的关系类型『{rel}』不是本体中的关系类型，无法按本体维护")
+                deleted[rel].append({"src": src, "dst": dst})
+        for rel, rows in sorted(deleted.items()):
+            run(self._text("delete_edges", _rel=rel), rows)
+        for rel, rows in sorted(created.items()):
+            run(self._text("create_edges", _rel=rel), rows)
+        for rel, rows in sorted(updated.items()):
+            run(self._text("update_edges", _rel=rel), rows)
 
     def _check_ends(self, tx: ManagedTransaction, edges: Sequence[Edge]) -> None:
         ends = sorted({e.src for e in edges} | {e.dst for e in edges})
         missing: list[str] = []
         for chunk in _chunks(ends, self.batch_size):
-            missing.extend(r["id"] for r in tx.run(self._text("missing_ids"), ids=chunk))
+            missing.extend(_rows(tx, self._text("missing_ids"), ids=chunk))
         if missing:
             raise missing_ends_error(sorted(missing))
 
@@ -375,7 +437,7 @@ class Neo4jStore(Store):
         text = self._text("get_nodes")
         result: list[Node] = []
         for chunk in _chunks(sorted(set(ids)), self.batch_size):
-            records = self._read(lambda tx, c=chunk: list(tx.run(text, ids=c, node_label=NODE_LABEL)))
+            records = self._read(_rows, text, ids=chunk, node_label=NODE_LABEL)
             result.extend(self._node(r) for r in records)
         return sorted(result, key=lambda n: n.id)
 
@@ -389,9 +451,7 @@ class Neo4jStore(Store):
         text = self._text("nodes_page", _label=label or NODE_LABEL)
         after = ""
         while True:
-            page = self._read(
-                lambda tx, a=after: list(tx.run(text, after=a, page=self.batch_size, node_label=NODE_LABEL))
-            )
+            page = self._read(_rows, text, after=after, page=self.batch_size, node_label=NODE_LABEL)
             yield from (self._node(r) for r in page)
             if len(page) < self.batch_size:
                 return
@@ -402,7 +462,7 @@ class Neo4jStore(Store):
         text = self._text("ids_page")
         after = ""
         while True:
-            page = self._read(lambda tx, a=after: [r["id"] for r in tx.run(text, after=a, page=self.batch_size)])
+            page = self._read(_rows, text, after=after, page=self.batch_size)
             yield from page
             if len(page) < self.batch_size:
                 return
@@ -413,14 +473,14 @@ class Neo4jStore(Store):
             yield from self._edges_of([src], type, dst)
         elif dst is not None:
             text = self._text("edges_into")
-            yield from (self._edge(r) for r in self._read(lambda tx: list(tx.run(text, dst=dst, type=type))))
+            yield from (self._edge(r) for r in self._read(_rows, text, dst=dst, type=type))
         else:
             for ids in _chunks(self.node_ids(), self.batch_size):
                 yield from self._edges_of(ids, type, None)
 
     def _edges_of(self, ids: list[str], type: str | None, dst: str | None) -> list[Edge]:
         text = self._text("edges_of")
-        return [self._edge(r) for r in self._read(lambda tx: list(tx.run(text, ids=ids, type=type, dst=dst)))]
+        return [self._edge(r) for r in self._read(_rows, text, ids=ids, type=type, dst=dst)]
 
     def _counts(self, tx: ManagedTransaction, query: str, slot: str, names: Iterable[str]) -> dict[str, int]:
         counts = {}
@@ -439,14 +499,8 @@ class Neo4jStore(Store):
 
     def neighbours(self, node_id: str, type: str | None = None, direction: Direction = "out") -> list[Node]:
         text = self._text("neighbour_ids")
-        ids = self._read(
-            lambda tx: [
-                r["id"]
-                for r in tx.run(
-                    text, id=node_id, type=type, outgoing=direction in ("out", "both"), incoming=direction in ("in", "both")
-                )
-            ]
-        )
+        outgoing, incoming = direction in ("out", "both"), direction in ("in", "both")
+        ids = self._read(_rows, text, id=node_id, type=type, outgoing=outgoing, incoming=incoming)
         return self.get_nodes(ids)
 
     # ─── full-text search ───
