@@ -19,6 +19,9 @@ __all__ = ["Passthrough", "as_of", "report_schema"]
 class Passthrough(ma.Schema):
     """A response schema that dumps the object as it is (an object with the keys its report documents)."""
 
+    class Meta:
+        unknown = ma.INCLUDE  # documented as an open object (additionalProperties allowed)
+
     def dump(self, obj: Any, *, many: bool | None = None) -> Any:
         return obj
 
