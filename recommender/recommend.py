@@ -132,8 +132,34 @@ def completed_courses(profile: CadreProfile, snapshot: CatalogueSnapshot, today:
     return done
 
 
+@dataclass
+class _Scored:
+    """One cadre's scores over the catalogue and what the reasons need to explain a chosen course."""
+
+    total: np.ndarray  # −inf where a course may not be suggested
+    gap: np.ndarray  # per topic signature (see Ranker)
+    graph: np.ndarray  # per topic signature
+    signature: np.ndarray  # course → signature
+    freshness: np.ndarray
+    audience_mask: int
+    lacks_case: bool
+    lacks_interactive: bool
+    prereq_threshold: np.ndarray
+    intent: np.ndarray | None
+
+
 class Ranker:
-    """Scores and selects items for one cadre at a time over one snapshot; holds only per-snapshot arrays."""
+    """Scores and selects items for one cadre at a time over one snapshot; holds only per-snapshot arrays.
+
+    Courses that cover the same set of topics share their topic parts, so those are computed once per
+    *signature* (distinct topic set: a few thousand even for 100k courses) and gathered to courses in one
+    pass.  The candidate pool is found exactly without sorting the catalogue: the ``candidates``-th best
+    total among each signature's best-based course bounds the pool's threshold from below.  Everything per
+    item — MMR, prerequisites, reasons — runs on the pool.
+    """
+
+    #: Courses per topic scanned, best static score first, when looking for prerequisite courses.
+    _PREREQ_SCAN = 64
 
     def __init__(self, snapshot: CatalogueSnapshot, config: RankConfig | None = None) -> None:
         self.snapshot = snapshot
@@ -141,23 +167,48 @@ class Ranker:
         s, c = snapshot, self.config
         t = s.n_topics
         self._topics = np.where(s.course_topics >= 0, s.course_topics, t)  # -1 → a padding slot scoring 0
-        self._topic_columns = np.ascontiguousarray(self._topics.T)  # (K, n): whole-catalogue passes run along rows
+        signatures, of = np.unique(np.sort(self._topics, axis=1), axis=0, return_inverse=True)
+        self._signature_slots = np.ascontiguousarray(signatures.T)  # (K, S)
+        self._signature_of = of.ravel().astype(np.int64)  # course → signature
         self._up_strict = s.up & ~np.eye(t, dtype=bool)
         self._prereq_padded = np.vstack([s.prereq_of, np.zeros((1, t), dtype=bool)])
         self._static = (c.quality * s.course_quality + c.popularity * s.course_popularity).astype(np.float32)
+        self._unpublished = np.flatnonzero(~s.course_published)
         self._case = s.course_case.astype(np.float32)
         self._interactive = s.course_interactive.astype(np.float32)
-        self._fresh_cache: dict[int, np.ndarray] = {}
+        self._either = np.maximum(self._case, self._interactive)
+        self._audience_bits = self._bits(s)
+        self._under_sorted = [under[np.argsort(-self._static[under], kind="stable")] for under in s.courses_under]
+        self._base_cache: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._labels = {name: spec.label for name, spec in s.ontology.classes.items()}
 
+    @staticmethod
+    def _bits(s: CatalogueSnapshot) -> np.ndarray | None:
+        """Per course, a bit per category/group it is meant for (None if they do not fit in 64 bits)."""
+        if s.course_audience.shape[1] > 64:
+            return None
+        coo = s.course_audience.tocoo()
+        bits = np.zeros(s.n_courses, dtype=np.uint64)
+        np.bitwise_or.at(bits, coo.row, np.left_shift(np.uint64(1), coo.col.astype(np.uint64)))
+        return bits
+
     # ── scoring ──
-    def _freshness(self, today: dt.date) -> np.ndarray:
+    def _base(self, today: dt.date) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(freshness, static + weighted freshness, each signature's published course with the best base)
+        for ``today``; one day cached."""
         key = today.toordinal()
-        if key not in self._fresh_cache:
+        if key not in self._base_cache:
             modified = self.snapshot.course_modified
             age = np.where(modified > 0, key - modified, 10 * _DAYS_PER_YEAR)
-            self._fresh_cache = {key: decay(age, self.config.freshness_half_life_years).astype(np.float32)}
-        return self._fresh_cache[key]
+            fresh = decay(age, self.config.freshness_half_life_years).astype(np.float32)
+            base = self._static + np.float32(self.config.freshness) * fresh
+            ranked = np.where(self.snapshot.course_published, base, -np.inf)
+            order = np.lexsort((-ranked, self._signature_of))
+            grouped = self._signature_of[order]
+            first = np.ones(len(order), dtype=bool)
+            first[1:] = grouped[1:] != grouped[:-1]
+            self._base_cache = {key: (fresh, base, order[first])}
+        return self._base_cache[key]
 
     def _lacks(self, profile: CadreProfile, today: dt.date, done: set[int]) -> tuple[bool, bool]:
         """Whether the cadre has no case / no interactive course in the last ``format_window_years``."""
@@ -183,36 +234,68 @@ class Ranker:
         ]), axis=0)
         return fill, graph, prereq_threshold
 
-    def score(self, profile: CadreProfile, gaps: GapReport, today: dt.date,
-              intent: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, np.ndarray], set[int]]:
-        """Scores of every course (−inf where it may not be suggested), the parts, and the completed set."""
+    def _audience_mask(self, profile: CadreProfile) -> int:
+        positions = self.snapshot.audience_pos
+        return sum(1 << positions[role] for role in (profile.category_id, *profile.group_ids) if role in positions)
+
+    def _audience(self, mask: int) -> np.ndarray:
+        if self._audience_bits is not None:
+            return (self._audience_bits & np.uint64(mask)) != 0
+        vector = np.array([(mask >> i) & 1 for i in range(self.snapshot.course_audience.shape[1])], dtype=np.float32)
+        return self.snapshot.course_audience @ vector > 0
+
+    def _is_for(self, course: int, mask: int) -> bool:
+        """Whether one course names one of the cadre's roles (``mask`` from :meth:`_audience_mask`)."""
+        if not mask:
+            return False
+        if self._audience_bits is not None:
+            return bool(int(self._audience_bits[course]) & mask)
+        row = self.snapshot.course_audience.getrow(course).indices
+        return any((mask >> int(i)) & 1 for i in row)
+
+    def _score(self, profile: CadreProfile, gaps: GapReport, today: dt.date, intent: np.ndarray | None) -> tuple[_Scored, set[int]]:
         s, c = self.snapshot, self.config
-        fill_t, graph_t, _ = self._topic_parts(gaps)
-        fill = np.append(fill_t, 0.0).astype(np.float32)[self._topic_columns]  # (K, n)
+        fill_t, graph_t, prereq_threshold = self._topic_parts(gaps)
+        fill = np.append(fill_t, 0.0).astype(np.float32)[self._signature_slots]  # (K, S)
         best = fill.max(axis=0)
         gap = best + np.float32(c.multi_gap) * (fill.sum(axis=0) - best)
-        graph = np.append(graph_t, 0.0).astype(np.float32)[self._topic_columns].max(axis=0)
+        graph = np.append(graph_t, 0.0).astype(np.float32)[self._signature_slots].max(axis=0)
+        fresh, base, _ = self._base(today)
+        total = (np.float32(c.gap) * gap + np.float32(c.graph) * graph)[self._signature_of]
+        total += base
         done = completed_courses(profile, s, today)
         lacks_case, lacks_interactive = self._lacks(profile, today, done)
-        if lacks_case and lacks_interactive:
-            fmt = np.maximum(self._case, self._interactive)
-        else:
-            fmt = self._case if lacks_case else self._interactive if lacks_interactive else np.zeros_like(self._case)
-        audience_vec = np.zeros(s.course_audience.shape[1], dtype=np.float32)
-        for role in (profile.category_id, *profile.group_ids):
-            if role in s.audience_pos:
-                audience_vec[s.audience_pos[role]] = 1.0
-        audience = (s.course_audience @ audience_vec > 0).astype(np.float32)
-        freshness = self._freshness(today)
-        parts = {"gap": gap, "graph": graph, "format": fmt, "audience": audience, "freshness": freshness}
-        total = c.gap * gap + c.graph * graph + self._static + c.freshness * freshness + c.format * fmt + c.audience * audience
+        if lacks_case or lacks_interactive:
+            fmt = self._either if lacks_case and lacks_interactive else self._case if lacks_case else self._interactive
+            total += np.float32(c.format) * fmt
+        mask = self._audience_mask(profile)
+        if mask:
+            total[self._audience(mask)] += np.float32(c.audience)
         if intent is not None:
-            parts["semantic"] = intent
-            total = total + c.semantic * intent
-        allowed = s.course_published.copy()
+            total += np.float32(c.semantic) * intent
+        total[self._unpublished] = -np.inf
         if done:
-            allowed[np.fromiter(done, dtype=np.int64)] = False
-        return np.where(allowed, total, -np.inf), parts, done
+            total[np.fromiter(done, dtype=np.int64)] = -np.inf
+        scored = _Scored(total, gap, graph, self._signature_of, fresh, mask, lacks_case, lacks_interactive,
+                         prereq_threshold, intent)
+        return scored, done
+
+    def _pool(self, total: np.ndarray, today: dt.date) -> np.ndarray:
+        """The ``candidates`` best courses by total (exact; see the class docstring)."""
+        size = self.config.candidates
+        heads = total[self._base(today)[2]]
+        heads = heads[np.isfinite(heads)]
+        if len(heads) >= size:
+            threshold = np.partition(heads, len(heads) - size)[len(heads) - size]
+            found = np.flatnonzero(total >= threshold)
+        else:
+            found = np.flatnonzero(np.isfinite(total))
+        return found if len(found) <= size else found[np.argpartition(-total[found], size - 1)[:size]]
+
+    def score(self, profile: CadreProfile, gaps: GapReport, today: dt.date,
+              intent: np.ndarray | None = None) -> np.ndarray:
+        """Score of every course for this cadre; −inf where it may not be suggested (unpublished, completed)."""
+        return self._score(profile, gaps, today, intent)[0].total
 
     # ── selection ──
     def rank(self, profile: CadreProfile, gaps: GapReport, today: dt.date, k: int = 10,
@@ -225,88 +308,97 @@ class Ranker:
         if not 1 <= k <= 200:
             raise InvalidRequest(f"k（推荐条数）应在 1 到 200 之间，实际为 {k}")
         c = self.config
-        total, parts, _ = self.score(profile, gaps, today, intent)
+        scored, _ = self._score(profile, gaps, today, intent)
+        total = scored.total
         if allowed is not None:
-            total = np.where(allowed, total, -np.inf)
-        prereq_threshold = self._topic_parts(gaps)[2]
-        finite = np.flatnonzero(np.isfinite(total))
-        pool = finite if len(finite) <= c.candidates else finite[np.argpartition(-total[finite], c.candidates)[: c.candidates]]
-        uncovered = gaps.coverage < prereq_threshold
-        pool = self._with_prerequisite_courses(pool, self._needs(pool, uncovered), total)
-        chosen = self._select(pool, self._needs(pool, uncovered), total, parts["gap"], gaps, k)
-        items = tuple(self._suggestion(i + 1, course, total, parts, gaps, intent_text, after)
-                      for i, (course, after) in enumerate(chosen))
+            total[~allowed] = -np.inf
+        pool = self._pool(total, today)
+        uncovered = gaps.coverage < scored.prereq_threshold
+        needs = self._needs(pool, uncovered)
+        extra = self._prerequisite_courses(pool, needs, total)
+        if len(extra):
+            pool = np.concatenate([pool, extra])
+            needs = np.vstack([needs, self._needs(extra, uncovered)])
+        chosen = self._select(pool, needs, total, scored.gap[scored.signature[pool]], gaps, k)
+        items = self._suggestions(chosen, scored, gaps, intent_text)
         materials = self._materials(gaps, len(items)) if with_materials else ()
         return Recommendations(profile.cadre_id, today, intent_text, profile.cold_start, items, materials,
                                gaps.gaps[: max(3, c.material_gaps)])
 
-    def _flows(self, pool: np.ndarray) -> np.ndarray:
-        """(P, T) bool: the topics each pooled course's hours count for."""
-        return self.snapshot.course_flows(pool)
-
     def _needs(self, pool: np.ndarray, uncovered: np.ndarray) -> np.ndarray:
         """(P, T) bool: prerequisite topics of each pooled course that are uncovered and not taught by it."""
         direct = self._prereq_padded[self._topics[pool]].any(axis=1)
-        return direct & uncovered[None, :] & ~self._flows(pool)
+        return direct & uncovered[None, :] & ~self.snapshot.course_flows(pool)
 
-    def _with_prerequisite_courses(self, pool: np.ndarray, needs: np.ndarray, total: np.ndarray) -> np.ndarray:
-        """Add the best three courses for every prerequisite topic a pooled course waits on."""
+    def _prerequisite_courses(self, pool: np.ndarray, needs: np.ndarray, total: np.ndarray) -> np.ndarray:
+        """The three best-scored available courses for every prerequisite topic a pooled course waits on,
+        found among the topic's courses with the best static scores."""
         extra: set[int] = set()
         for topic in np.flatnonzero(needs.any(axis=0)):
-            under = self.snapshot.courses_under[topic]
-            under = under[np.isfinite(total[under])]
-            if len(under) > 3:
-                under = under[np.argpartition(-total[under], 3)[:3]]
-            extra.update(under.tolist())
-        return np.union1d(pool, np.fromiter(extra, dtype=np.int64)) if extra else pool
+            ranked = self._under_sorted[topic]
+            head = ranked[: self._PREREQ_SCAN]
+            head = head[np.isfinite(total[head])]
+            if len(head) < 3 and len(ranked) > self._PREREQ_SCAN:
+                head = ranked[np.isfinite(total[ranked])]
+            if len(head) > 3:
+                head = head[np.argpartition(-total[head], 3)[:3]]
+            extra.update(head.tolist())
+        extra.difference_update(pool.tolist())
+        return np.fromiter(sorted(extra), dtype=np.int64, count=len(extra))
 
-    def _select(self, pool: np.ndarray, needs: np.ndarray, total: np.ndarray, gap_part: np.ndarray,
+    def _select(self, pool: np.ndarray, needs: np.ndarray, total: np.ndarray, pool_gap: np.ndarray,
                 gaps: GapReport, k: int) -> list[tuple[int, tuple[int, ...]]]:
-        """Greedy MMR over the pool with residual gaps; returns (course, earlier courses it must follow)."""
+        """Greedy MMR over the pool with residual gaps; returns (course, earlier courses it must follow).
+
+        Only the gap topics enter the residual arithmetic, and a course's unmet prerequisites are counted
+        down as chosen courses teach them, so a step is a few array operations over the pool.
+        """
         s, c = self.snapshot, self.config
         pool = np.asarray(pool, dtype=np.int64)
         if not len(pool):
             return []
-        flows = self._flows(pool)
-        members = np.zeros((len(pool), s.n_topics + 1), dtype=bool)  # covered topics, for Jaccard similarity
-        np.put_along_axis(members, self._topics[pool], True, axis=1)
-        members = members[:, :-1].astype(np.float32)
-        sizes = np.maximum(members.sum(axis=1), 1.0)
-        base = total[pool] - c.gap * gap_part[pool]
+        flows = s.course_flows(pool)
+        gap_topics = np.flatnonzero(gaps.gap_weights > 0)
+        gap_flows = flows[:, gap_topics].astype(np.float64)  # (P, G)
+        shortfall = np.maximum(gaps.thresholds[gap_topics] - gaps.coverage[gap_topics], 0.0)
+        scale = gaps.requirement_weights[gap_topics] / gaps.thresholds[gap_topics]
+        members = np.zeros((len(pool), s.n_topics + 1), dtype=np.float32)  # covered topics → Jaccard similarity
+        np.put_along_axis(members, self._topics[pool], 1.0, axis=1)
+        members = np.ascontiguousarray(members[:, :-1])
+        sizes = members.sum(axis=1)
+        static = c.mmr_lambda * (total[pool] - c.gap * pool_gap)
+        gain = c.mmr_lambda * c.gap
         hours = s.course_hours[pool].astype(np.float64)
-        shortfall = np.where(gaps.gap_weights > 0, np.maximum(gaps.thresholds - gaps.coverage, 0.0), 0.0)
-        thresholds = np.where(gaps.thresholds > 0, gaps.thresholds, 1.0)
+        unmet = needs.sum(axis=1)
         taught = np.zeros(s.n_topics, dtype=bool)
         max_sim = np.zeros(len(pool))
         available = np.ones(len(pool), dtype=bool)
         chosen: list[tuple[int, tuple[int, ...]]] = []
         teacher_of = np.full(s.n_topics, -1, dtype=np.int64)
         while len(chosen) < k:
-            eligible = available & ~(needs & ~taught[None, :]).any(axis=1)
+            eligible = available & (unmet == 0)
             if not eligible.any():
                 break
-            fill = flows * (gaps.requirement_weights * shortfall / thresholds)[None, :]
-            best = fill.max(axis=1)
-            gap_now = best + c.multi_gap * (fill.sum(axis=1) - best)
-            mmr = c.mmr_lambda * (base + c.gap * gap_now) - (1.0 - c.mmr_lambda) * max_sim
-            i = int(np.flatnonzero(eligible)[np.argmax(mmr[eligible])])
+            mmr = static - (1.0 - c.mmr_lambda) * max_sim
+            if len(gap_topics):
+                fill = gap_flows * (scale * shortfall)
+                best = fill.max(axis=1)
+                mmr += gain * (best + c.multi_gap * (fill.sum(axis=1) - best))
+            mmr[~eligible] = -np.inf
+            i = int(np.argmax(mmr))
             after = tuple(sorted({int(teacher_of[p]) for p in np.flatnonzero(needs[i])}))
             chosen.append((int(pool[i]), after))
             available[i] = False
-            teacher_of = np.where(flows[i] & ~taught, pool[i], teacher_of)
-            taught |= flows[i]
-            shortfall = np.where(flows[i], np.maximum(shortfall - hours[i], 0.0), shortfall)
-            shared = members @ members[i]
-            jaccard = shared / (sizes + sizes[i] - shared)
-            max_sim = np.maximum(max_sim, jaccard)
+            newly = flows[i] & ~taught
+            teacher_of[newly] = pool[i]
+            taught |= newly
+            unmet -= needs[:, newly].sum(axis=1)
+            shortfall = np.maximum(shortfall - hours[i] * gap_flows[i], 0.0)
+            shared = members @ members[i]  # one row at a time: a full P × P product is slower here
+            np.maximum(max_sim, shared / np.maximum(sizes + sizes[i] - shared, 1.0), out=max_sim)
         return chosen
 
     # ── reasons ──
-    def _best_gap(self, course: int, gaps: GapReport) -> Gap | None:
-        flow = self.snapshot.course_flow(course)
-        candidates = [g for g in gaps.gaps if flow[self.snapshot.topic_pos[g.topic_id]]]
-        return max(candidates, key=lambda g: (g.weight, g.topic_id)) if candidates else None
-
     def _graph_reason(self, course: int, gaps: GapReport) -> tuple[str, Gap | None]:
         """Why a course that fills no gap is still on topic: which gap it prepares for or borders."""
         s = self.snapshot
@@ -323,49 +415,70 @@ class Ranker:
                     return f"『{name}』与缺口主题『{gap.topic_name}』相关：{gap.reason}", gap
         return "", None
 
-    def _required_reason(self, course: int, gaps: GapReport) -> str:
-        flow = self.snapshot.course_flow(course)
+    def _required_reason(self, flow: np.ndarray, gaps: GapReport) -> str:
         for item in gaps.topics:
             if flow[self.snapshot.topic_pos[item.topic_id]]:
                 req = item.requirement
                 return f"{req.demand_phrase()}，目前有效学时 {item.coverage:.3g}，可继续巩固（规划 {req.section}）"
         return ""
 
-    def _suggestion(self, rank: int, course: int, total: np.ndarray, parts: dict[str, np.ndarray], gaps: GapReport,
-                    intent_text: str | None, after: tuple[int, ...]) -> Suggestion:
+    def _suggestions(self, chosen: list[tuple[int, tuple[int, ...]]], scored: _Scored, gaps: GapReport,
+                     intent_text: str | None) -> tuple[Suggestion, ...]:
+        """Each chosen course with its reason: the largest gap it fills, else how it relates to one."""
+        if not chosen:
+            return ()
+        s = self.snapshot
+        courses = np.array([course for course, _ in chosen], dtype=np.int64)
+        flows = s.course_flows(courses)
+        order = np.full(s.n_topics, len(gaps.gaps), dtype=np.int64)  # gaps are sorted largest first
+        for rank, gap in enumerate(gaps.gaps):
+            order[s.topic_pos[gap.topic_id]] = rank
+        filled = np.where(flows, order[None, :], len(gaps.gaps)).min(axis=1)
+        return tuple(
+            self._suggestion(rank, course, after, gaps.gaps[filled[rank - 1]] if filled[rank - 1] < len(gaps.gaps) else None,
+                             flows[rank - 1], scored, gaps, intent_text)
+            for rank, (course, after) in enumerate(chosen, start=1)
+        )
+
+    def _suggestion(self, rank: int, course: int, after: tuple[int, ...], gap: Gap | None, flow: np.ndarray,
+                    scored: _Scored, gaps: GapReport, intent_text: str | None) -> Suggestion:
         s, c = self.snapshot, self.config
-        gap = self._best_gap(course, gaps)
         if gap is not None:
             reason = gap.reason
         else:
             reason, gap = self._graph_reason(course, gaps)
-            reason = reason or self._required_reason(course, gaps)
+            reason = reason or self._required_reason(flow, gaps)
         details: list[str] = []
-        if intent_text and "semantic" in parts and parts["semantic"][course] >= 0.5:
+        semantic = float(scored.intent[course]) if scored.intent is not None else None
+        if intent_text and semantic is not None and semantic >= 0.5:
             details.append(f"与你的学习意向「{intent_text}」相近")
         if not reason:
             reason = details.pop(0) if details else "评分较高、内容较新的已发布课程，可拓宽知识面"
-        if parts["format"][course] > 0:
-            kinds = [label for flag, label in ((s.course_case[course], "案例式教学"), (s.course_interactive[course], "互动式教学"))
-                     if flag]
-            details.append(f"{'、'.join(kinds)}：你近 {c.format_window_years:g} 年尚未参加此类形式的学习")
+        formats = [label for lacking, flag, label in ((scored.lacks_case, s.course_case[course], "案例式教学"),
+                                                       (scored.lacks_interactive, s.course_interactive[course], "互动式教学"))
+                   if lacking and flag]
+        if formats:
+            details.append(f"{'、'.join(formats)}：你近 {c.format_window_years:g} 年尚未参加此类形式的学习")
         if after:
             names = "、".join(f"『{s.course_name[a]}』" for a in after)
             details.append(f"请先学习本清单中的 {names}（先修主题）")
-        if parts["audience"][course] > 0:
+        audience = self._is_for(course, scored.audience_mask)
+        if audience:
             details.append("课程面向你所属的干部类别或培训对象")
-        topic_names = tuple(s.topic_props[t].get("name", "") for t in s.topics_of(course))
-        part_values = {name: round(float(values[course]), 3) for name, values in parts.items()}
-        part_values["quality"] = round(float(s.course_quality[course]), 3)
-        part_values["popularity"] = round(float(s.course_popularity[course]), 3)
+        signature = scored.signature[course]
+        parts = {"gap": float(scored.gap[signature]), "graph": float(scored.graph[signature]), "format": float(bool(formats)),
+                 "audience": float(audience), "freshness": float(scored.freshness[course]),
+                 "quality": float(s.course_quality[course]), "popularity": float(s.course_popularity[course])}
+        if semantic is not None:
+            parts["semantic"] = semantic
         return Suggestion(
             rank=rank,
             item_id=s.course_ids[course],
             kind="Course",
             kind_label=self._labels.get("Course", "课程"),
             name=s.course_name[course],
-            score=round(float(total[course]), 4),
-            topics=topic_names,
+            score=round(float(scored.total[course]), 4),
+            topics=tuple(s.topic_props[t].get("name", "") for t in s.topics_of(course)),
             reason=reason,
             details=tuple(details),
             hours=float(s.course_hours[course]),
@@ -374,7 +487,7 @@ class Ranker:
             gap_topic=gap.topic_id if gap else None,
             section=gap.section if gap else None,
             after=tuple(s.course_ids[a] for a in after),
-            parts=part_values,
+            parts={name: round(value, 3) for name, value in parts.items()},
         )
 
     def _materials(self, gaps: GapReport, offset: int) -> tuple[Suggestion, ...]:

@@ -311,6 +311,7 @@ def load_snapshot(store: Store, ontology: Ontology | None = None) -> CatalogueSn
     hierarchy, prerequisites, related = _topic_graphs(ontology, store, topic_ids)
     matrices = _topic_matrices(topic_ids, topic_props, hierarchy, prerequisites, related)
     topic_pos = {t: i for i, t in enumerate(topic_ids)}
+    up_padded = np.vstack([matrices["up"], np.zeros((1, len(topic_ids)), dtype=bool)])
 
     categories = {n.id: dict(n.props) for n in store.nodes("CadreCategory")}
     groups = {n.id: dict(n.props) for n in store.nodes("TargetGroup")}
@@ -352,7 +353,7 @@ def load_snapshot(store: Store, ontology: Ontology | None = None) -> CatalogueSn
         hierarchy=hierarchy,
         prerequisites=prerequisites,
         up=matrices["up"],
-        up_padded=np.vstack([matrices["up"], np.zeros((1, len(topic_ids)), dtype=bool)]),
+        up_padded=up_padded,
         related=matrices["related"],
         prereq_of=matrices["prereq_of"],
         topo_rank=matrices["topo_rank"],
@@ -376,7 +377,7 @@ def load_snapshot(store: Store, ontology: Ontology | None = None) -> CatalogueSn
         course_delivery=[str(p.get("deliveryMode", "")) for p in props],
         course_type=[str(p.get("courseType", "")) for p in props],
         replaced_by={course_pos[a]: course_pos[b] for a, b in replaced.items() if a in course_pos and b in course_pos},
-        courses_under=_courses_under(course_topics, matrices["up"]),
+        courses_under=_courses_under(course_topics, up_padded),
         audience_pos=audience_pos,
         categories=categories,
         groups=groups,
@@ -392,14 +393,15 @@ def load_snapshot(store: Store, ontology: Ontology | None = None) -> CatalogueSn
     return snapshot
 
 
-def _courses_under(course_topics: np.ndarray, up: np.ndarray) -> list[np.ndarray]:
+def _courses_under(course_topics: np.ndarray, up_padded: np.ndarray) -> list[np.ndarray]:
     """Per topic, the positions of courses whose hours count for it (sorted), via each topic's closure."""
-    lists: list[list[int]] = [[] for _ in range(up.shape[0])]
-    for course, row in enumerate(course_topics):
-        reached = up[row[row >= 0]].any(axis=0) if (row >= 0).any() else np.zeros(up.shape[0], dtype=bool)
-        for topic in np.flatnonzero(reached):
-            lists[topic].append(course)
-    return [np.asarray(items, dtype=np.int32) for items in lists]
+    n_topics = up_padded.shape[1]
+    padded = np.where(course_topics >= 0, course_topics, n_topics)
+    reached = np.zeros((len(course_topics), n_topics), dtype=bool)
+    for column in padded.T:
+        reached |= up_padded[column]
+    _, courses = np.nonzero(reached.T)  # grouped by topic, courses ascending within each
+    return [part.astype(np.int32) for part in np.split(courses, np.cumsum(reached.sum(axis=0))[:-1])]
 
 
 def _classes(store: Store, ontology: Ontology) -> dict[str, TrainingClassInfo]:
