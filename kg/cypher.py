@@ -18,6 +18,7 @@ reaches the query text.
 from __future__ import annotations
 
 import re
+import textwrap
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from string import Template
@@ -111,7 +112,7 @@ class NamedQuery:
     example: dict[str, Any] = field(default_factory=dict)
 
     def text(self, ontology: Ontology, **per_call: str | Iterable[str]) -> str:
-        return render(self.template, ontology, **per_call)
+        return render(textwrap.dedent(self.template).strip(), ontology, **per_call)
 
     def browser_text(self, ontology: Ontology) -> str:
         """What a designer pastes into Neo4j Browser: ``:param`` lines for the example values, then the query."""
@@ -120,7 +121,7 @@ class NamedQuery:
             lines.append(f"// ${key}：{meaning}")
         for key, value in self.example.items():
             lines.append(f":param {key} => {_cypher_literal(value)}")
-        lines.append(self.text(ontology).strip())
+        lines.append(self.text(ontology))
         return "\n".join(lines)
 
 

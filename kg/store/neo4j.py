@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
+from urllib.parse import urlsplit
 
 from neo4j import READ_ACCESS, WRITE_ACCESS, Driver, GraphDatabase, ManagedTransaction
 from neo4j import exceptions as neo4j_errors
@@ -53,6 +54,20 @@ def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
     iterator = iter(items)
     while chunk := list(islice(iterator, size)):
         yield chunk
+
+
+_SCHEMES = ("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc")
+
+
+def _check_uri(uri: str) -> None:
+    """Refuse a Bolt URI the driver would only choke on later (bad scheme, no host, port not a number)."""
+    try:
+        parts = urlsplit(uri)
+        ok = parts.scheme in _SCHEMES and bool(parts.hostname) and (parts.port is None or parts.port > 0)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise StoreError(f"NEO4J_URI『{uri}』无效：应形如 bolt://127.0.0.1:7687 或 neo4j://主机:7687（协议 {'、'.join(_SCHEMES)}）")
 
 
 def _plain(props: dict[str, Any]) -> dict[str, Any]:
@@ -139,6 +154,7 @@ class Neo4jStore(Store):
         ``NEO4J_DATABASE`` and ``GANXUN_NEO4J_BATCH``.  A malformed URI is reported here; a server that is down,
         when the store is opened."""
         uri = settings.neo4j_uri
+        _check_uri(uri)
 
         def connect() -> Driver:
             try:
