@@ -194,3 +194,19 @@ def sync(ctx: click.Context) -> None:
         click.echo("Neo4j 已与嵌入式存储一致，本次没有写入任何数据")
     if not report.in_step:
         _fail("同步后 Neo4j 的节点或关系数量与源不一致，请检查上表")
+
+
+@main.command()
+@click.argument("name", required=False)
+def queries(name: str | None) -> None:
+    """打印课程设计人员的命名 Cypher 查询（可粘贴到 Neo4j Browser）；不给名字时列出全部。"""
+    from kg.cypher import LIBRARY
+
+    ontology = load_ontology()
+    if name is None:
+        for query in LIBRARY.values():
+            click.echo(f"{query.name:<30} {query.title}：{query.description}")
+        return
+    if name not in LIBRARY:
+        _fail(f"没有名为『{name}』的查询；可用：{'、'.join(LIBRARY)}")
+    click.echo(LIBRARY[name].browser_text(ontology))

@@ -140,3 +140,16 @@ def test_templates_refuse_what_the_ontology_does_not_define(ontology: Ontology) 
     with pytest.raises(CypherTemplateError):
         render("MATCH (n:%_label) RETURN n", ontology, _label="Course`) DETACH DELETE n //")
     assert render("MATCH (c:%Course)-[:%covers]->(t:%Topic)", ontology) == "MATCH (c:`Course`)-[:`COVERS`]->(t:`Topic`)"
+
+
+def test_the_queries_command_lists_and_prints_them() -> None:
+    from click.testing import CliRunner
+
+    from kg.cli import main
+
+    listing = CliRunner().invoke(main, ["queries"])
+    assert listing.exit_code == 0 and all(name in listing.output for name in LIBRARY)
+    one = CliRunner().invoke(main, ["queries", "courses_not_updated"])
+    assert one.exit_code == 0 and ":param years => 2" in one.output and "MATCH (c:`Course`)" in one.output
+    unknown = CliRunner().invoke(main, ["queries", "nope"])
+    assert unknown.exit_code == 1 and "没有名为『nope』的查询" in unknown.output
