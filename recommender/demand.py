@@ -16,9 +16,9 @@ from tqdm import tqdm
 from kg.config import Settings
 from kg.store.base import Store
 from recommender.batch import batch_path, stored_demand
+from recommender.errors import InvalidRequest
 from recommender.gaps import CoverageConfig, analyse_gaps
 from recommender.profile import LEVELS, fetch_profile
-from recommender.errors import InvalidRequest
 from recommender.snapshot import CatalogueSnapshot, load_snapshot
 
 __all__ = ["compute_demand", "topic_demand"]

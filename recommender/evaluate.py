@@ -21,6 +21,7 @@ required topics and past courses).
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -175,8 +176,6 @@ _BUILDERS = {"hybrid": _hybrid, "popularity": _popularity, "embedding": _embeddi
 def evaluate(recommender: Recommender, cadre_ids: Sequence[str], cutoff: dt.date = DEFAULT_CUTOFF, k: int = 10,
              methods: Sequence[str] = METHODS, progress: bool = True) -> EvaluationResult:
     """Score each method on every cadre with records on both sides of ``cutoff``."""
-    import time
-
     snap = recommender.snapshot
     cases = _cases(recommender, cadre_ids, cutoff, progress)
     result = EvaluationResult(cutoff, k, len(cases))

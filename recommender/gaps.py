@@ -56,7 +56,13 @@ class CoverageConfig:
 
 
 def decay(age_days: float | np.ndarray, half_life_years: float) -> float | np.ndarray:
-    """Weight of hours studied ``age_days`` ago: 1 today, ½ after one half-life; future dates weigh 1."""
+    """Weight of hours studied ``age_days`` ago: 1 today, ½ after one half-life; future dates weigh 1.
+
+    Examples
+    --------
+    >>> decay(0, 2.0), decay(1461, 2.0)  # four years of 365.25 days = two half-lives
+    (1.0, 0.25)
+    """
     age = np.maximum(np.asarray(age_days, dtype=np.float64), 0.0)
     weight = np.power(0.5, age / (_DAYS_PER_YEAR * half_life_years))
     return float(weight) if weight.ndim == 0 else weight

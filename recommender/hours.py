@@ -232,7 +232,13 @@ def _period(rule: Mapping[str, Any], rules: Mapping[str, Any], today: dt.date) -
 
 
 def project(earned: float, start: dt.date, end: dt.date, today: dt.date) -> float:
-    """Hours at ``end`` if the pace from ``start`` to ``today`` (inclusive) holds: earned × total / elapsed."""
+    """Hours at ``end`` if the pace from ``start`` to ``today`` (inclusive) holds: earned × total / elapsed.
+
+    Examples
+    --------
+    >>> round(project(10, dt.date(2026, 1, 1), dt.date(2026, 12, 31), dt.date(2026, 7, 1)), 2)  # 182 of 365 days
+    20.05
+    """
     if today >= end:
         return earned
     elapsed = (today - start).days + 1

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from pathlib import Path
 from typing import Any, ClassVar
+
+import numpy as np
 
 __all__ = ["Labelled", "plain"]
 
@@ -18,10 +21,14 @@ def plain(value: Any) -> Any:
     """JSON-ready form of a value: labelled dataclasses by their labels, dates as ISO text, floats rounded."""
     if isinstance(value, Labelled):
         return value.to_dict()
+    if isinstance(value, Path):
+        return str(value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, dt.date):
         return value.isoformat()
+    if isinstance(value, np.generic):
+        value = value.item()
     if isinstance(value, float):
         return round(value, 3)
     if isinstance(value, dict):

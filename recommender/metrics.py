@@ -99,7 +99,13 @@ def recall_at_k(truth: Mapping[User, Collection[Item]], predictions: Mapping[Use
 @_checked
 def ndcg_at_k(truth: Mapping[User, Collection[Item]], predictions: Mapping[User, Sequence[Item]], k: int) -> float:
     """Binary-relevance NDCG: DCG = Σ rel_i / log2(i + 1) over ranks i = 1..k, over the ideal DCG of
-    min(|truth|, k) hits at the top; averaged over users; in [0, 1]."""
+    min(|truth|, k) hits at the top; averaged over users; in [0, 1].
+
+    Examples
+    --------
+    >>> round(ndcg_at_k({"u": {"a"}}, {"u": ["x", "a"]}, 2), 4)  # one hit at rank 2: 1 / log2(3)
+    0.6309
+    """
     users = _users(truth)
     if not users:
         return 0.0

@@ -314,21 +314,25 @@ class Ranker:
             total[~allowed] = -np.inf
         pool = self._pool(total, today)
         uncovered = gaps.coverage < scored.prereq_threshold
-        needs = self._needs(pool, uncovered)
+        flows = self.snapshot.course_flows(pool)
+        needs = self._needs(pool, flows, uncovered)
         extra = self._prerequisite_courses(pool, needs, total)
         if len(extra):
+            extra_flows = self.snapshot.course_flows(extra)
             pool = np.concatenate([pool, extra])
-            needs = np.vstack([needs, self._needs(extra, uncovered)])
-        chosen = self._select(pool, needs, total, scored.gap[scored.signature[pool]], gaps, k)
+            flows = np.vstack([flows, extra_flows])
+            needs = np.vstack([needs, self._needs(extra, extra_flows, uncovered)])
+        chosen = self._select(pool, flows, needs, total, scored.gap[scored.signature[pool]], gaps, k)
         items = self._suggestions(chosen, scored, gaps, intent_text)
         materials = self._materials(gaps, len(items)) if with_materials else ()
         return Recommendations(profile.cadre_id, today, intent_text, profile.cold_start, items, materials,
                                gaps.gaps[: max(3, c.material_gaps)])
 
-    def _needs(self, pool: np.ndarray, uncovered: np.ndarray) -> np.ndarray:
-        """(P, T) bool: prerequisite topics of each pooled course that are uncovered and not taught by it."""
+    def _needs(self, pool: np.ndarray, flows: np.ndarray, uncovered: np.ndarray) -> np.ndarray:
+        """(P, T) bool: prerequisite topics of each pooled course that are uncovered and not taught by it
+        (``flows``: the pooled courses' :meth:`~CatalogueSnapshot.course_flows`)."""
         direct = self._prereq_padded[self._topics[pool]].any(axis=1)
-        return direct & uncovered[None, :] & ~self.snapshot.course_flows(pool)
+        return direct & uncovered[None, :] & ~flows
 
     def _prerequisite_courses(self, pool: np.ndarray, needs: np.ndarray, total: np.ndarray) -> np.ndarray:
         """The three best-scored available courses for every prerequisite topic a pooled course waits on,
@@ -346,7 +350,7 @@ class Ranker:
         extra.difference_update(pool.tolist())
         return np.fromiter(sorted(extra), dtype=np.int64, count=len(extra))
 
-    def _select(self, pool: np.ndarray, needs: np.ndarray, total: np.ndarray, pool_gap: np.ndarray,
+    def _select(self, pool: np.ndarray, flows: np.ndarray, needs: np.ndarray, total: np.ndarray, pool_gap: np.ndarray,
                 gaps: GapReport, k: int) -> list[tuple[int, tuple[int, ...]]]:
         """Greedy MMR over the pool with residual gaps; returns (course, earlier courses it must follow).
 
@@ -357,7 +361,6 @@ class Ranker:
         pool = np.asarray(pool, dtype=np.int64)
         if not len(pool):
             return []
-        flows = s.course_flows(pool)
         gap_topics = np.flatnonzero(gaps.gap_weights > 0)
         gap_flows = flows[:, gap_topics].astype(np.float64)  # (P, G)
         shortfall = np.maximum(gaps.thresholds[gap_topics] - gaps.coverage[gap_topics], 0.0)

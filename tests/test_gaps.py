@@ -7,8 +7,11 @@ i.e. two half-lives at the default half-life of two years (weight ¼) and one at
 from __future__ import annotations
 
 import datetime as dt
+import doctest
 
 import pytest
+
+from recommender import gaps as gaps_module
 
 from recommender.errors import InvalidRequest
 from recommender.gaps import CoverageConfig, analyse_gaps, decay, topic_coverage
@@ -42,6 +45,9 @@ class TestDecay:
         assert decay(1461, 2.0) == pytest.approx(0.25)
         assert decay(1461, 4.0) == pytest.approx(0.5)
         assert decay(-30, 2.0) == 1.0
+
+    def test_docstring_example(self):
+        assert doctest.testmod(gaps_module).failed == 0
 
     def test_half_life_must_be_positive(self):
         with pytest.raises(InvalidRequest, match="half_life_years"):

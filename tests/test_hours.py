@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import doctest
 
 import pytest
+
+from recommender import hours as hours_module
 
 from recommender.hours import (
     Credit,
@@ -144,6 +147,9 @@ class TestRuleCompliance:
         assert (result.progress, result.shortfall, result.projected_shortfall, result.remaining_this_year) == (None, None, None, None)
         assert result.to_dict()["要求学时"] == "未设置"
         assert result.earned_hours == 9.0
+
+    def test_docstring_example(self):
+        assert doctest.testmod(hours_module).failed == 0
 
     def test_projection_is_the_pace_so_far(self):
         assert project(10, D("2026-01-01"), D("2026-12-31"), D("2026-01-10")) == pytest.approx(10 * 365 / 10)

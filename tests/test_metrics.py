@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import doctest
 import math
 
 import pytest
 
+from recommender import metrics
 from recommender.metrics import (
     METRICS,
     MetricError,
@@ -124,3 +126,7 @@ class TestInputChecks:
 
     def test_registry_names_every_metric(self):
         assert set(METRICS) == {"HR@k", "NDCG@k", "Precision@k", "Recall@k", "GapCoverage@k", "ILD@k", "Novelty@k"}
+
+
+def test_docstring_examples():
+    assert doctest.testmod(metrics).failed == 0

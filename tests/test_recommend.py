@@ -15,7 +15,7 @@ import pytest
 
 from recommender.embedding import default_model_dir
 from recommender.errors import InvalidRequest, UnknownCadre
-from recommender.semantic import EncoderVectors, intent_scores
+from recommender.semantic import EncoderVectors, SearchVectors, intent_scores
 from recommender.service import Recommender
 from tests.conftest import require
 from tests.rec_world import add_cadre, build, concentrated, online
@@ -152,7 +152,25 @@ class FixedVectors:
         return np.array([1.0, 0.0], dtype=np.float32)
 
 
+class StubSearch:
+    """The two calls the recommender makes on the search engine; it indexes two of the courses."""
+
+    def document_vectors(self, ids):
+        known = [i for i in ids if i in ("course:b-adv", "course:c-plain")]
+        return known, np.array([[1.0, 0.0] if i == "course:b-adv" else [0.6, 0.8] for i in known], dtype=np.float32)
+
+    def encode_query(self, text):
+        return np.array([1.0, 0.0], dtype=np.float32)
+
+
 class TestIntent:
+    def test_search_engine_vectors_line_up_with_the_snapshot(self, world):
+        snap, _ = world
+        vectors = SearchVectors(StubSearch(), snap)
+        scores = intent_scores(vectors, "任意")
+        assert scores[snap.course_pos["course:b-adv"]] == 1.0 and scores[snap.course_pos["course:c-plain"]] == 0.0
+        assert not vectors.course_vectors()[snap.course_pos["course:a-basic"]].any()
+
     def test_intent_blends_in_and_is_said(self, world):
         snap, store = world
         add_cadre(store)
