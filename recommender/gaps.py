@@ -214,7 +214,7 @@ def analyse_gaps(profile: CadreProfile, snapshot: CatalogueSnapshot, today: dt.d
         importance = config.level_weights.get(req.level, 0.0) * config.priority_weights.get(req.priority, min(config.priority_weights.values()))
         deficit = 0.0 if req.hours <= 0 else max(0.0, 1.0 - coverage[pos] / req.hours)
         branch = snapshot.topic_props[snapshot.branch[pos]].get("name", "")
-        item = TopicCoverage(req, round(float(coverage[pos]), 3), round(float(recent[pos]), 3), importance * deficit, branch)
+        item = TopicCoverage(req, float(coverage[pos]), float(recent[pos]), importance * deficit, branch)
         topics.append(item)
         requirement_weights[pos] = importance
         thresholds[pos] = req.hours

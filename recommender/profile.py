@@ -31,6 +31,7 @@ __all__ = [
     "fetch_profile",
     "fetch_records",
     "merge_requirements",
+    "role_requirements",
 ]
 
 #: Requirement levels (ESCO's essential / optional), most binding first, with the words cadres read.
@@ -182,7 +183,7 @@ def merge_requirements(
             topic_id=topic,
             topic_name=names.get(topic, topic),
             level=cited.get("level", "optional"),
-            hours=max(_hours_of(e, defaults) for _, _, _, e in entries),
+            hours=-min(rank[1] for rank, _, _, _ in entries),
             section=str(cited.get("section", "")),
             source=key,
             source_id=source_id,
@@ -227,6 +228,25 @@ def fetch_records(store: Store, ontology: Ontology, cadre_id: str, until: dt.dat
     return sorted(records, key=lambda r: (r.date, r.id))
 
 
+#: Role combinations whose merged requirements are kept; cadres share roles, so most requests hit.
+ROLE_CACHE_SIZE = 4096
+
+
+def role_requirements(snapshot: CatalogueSnapshot, category: str | None, groups: Iterable[str],
+                      domain: str | None) -> tuple[Requirement, ...]:
+    """Merged requirements of one role combination, cached on the snapshot (oldest dropped when full)."""
+    role = (category, tuple(sorted(groups)), domain)
+    cache = snapshot.requirement_cache
+    if role not in cache:
+        class_labels = {name: spec.label for name, spec in snapshot.ontology.classes.items()}
+        topics = dict(zip(snapshot.topic_ids, snapshot.topic_props))
+        if len(cache) >= ROLE_CACHE_SIZE:
+            cache.pop(next(iter(cache)))
+        cache[role] = tuple(merge_requirements(snapshot.ontology.requirements, category, role[1], domain,
+                                               snapshot.names, class_labels, topics))
+    return cache[role]
+
+
 def fetch_profile(store: Store, snapshot: CatalogueSnapshot, cadre_id: str, until: dt.date | None = None) -> CadreProfile:
     """The cadre's role, merged requirements and records; :class:`UnknownCadre` when no such cadre."""
     ontology = snapshot.ontology
@@ -243,16 +263,7 @@ def fetch_profile(store: Store, snapshot: CatalogueSnapshot, cadre_id: str, unti
             domain = edge.dst
         elif edge.type == rel["inGroup"]:
             groups.append(edge.dst)
-    role = (category, tuple(sorted(groups)), domain)
-    if role not in snapshot.requirement_cache:
-        names = {t: p.get("name", t) for t, p in zip(snapshot.topic_ids, snapshot.topic_props)}
-        for table in (snapshot.categories, snapshot.groups, snapshot.domains):
-            names.update({i: p.get("name", i) for i, p in table.items()})
-        class_labels = {name: spec.label for name, spec in ontology.classes.items()}
-        topics = dict(zip(snapshot.topic_ids, snapshot.topic_props))
-        snapshot.requirement_cache[role] = tuple(
-            merge_requirements(ontology.requirements, category, groups, domain, names, class_labels, topics))
-    requirements = snapshot.requirement_cache[role]
+    requirements = role_requirements(snapshot, category, groups, domain)
     return CadreProfile(
         cadre_id=cadre_id,
         name=str(node.get("name", "")),

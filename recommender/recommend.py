@@ -270,7 +270,7 @@ class Ranker:
             total += np.float32(c.format) * fmt
         mask = self._audience_mask(profile)
         if mask:
-            total[self._audience(mask)] += np.float32(c.audience)
+            np.add(total, np.float32(c.audience), out=total, where=self._audience(mask))
         if intent is not None:
             total += np.float32(c.semantic) * intent
         total[self._unpublished] = -np.inf
@@ -490,7 +490,7 @@ class Ranker:
             gap_topic=gap.topic_id if gap else None,
             section=gap.section if gap else None,
             after=tuple(s.course_ids[a] for a in after),
-            parts={name: round(value, 3) for name, value in parts.items()},
+            parts=parts,
         )
 
     def _materials(self, gaps: GapReport, offset: int) -> tuple[Suggestion, ...]:

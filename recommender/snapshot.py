@@ -177,6 +177,8 @@ class CatalogueSnapshot:
     institutions: dict[str, dict[str, Any]]
     classes: dict[str, TrainingClassInfo]
     materials_by_topic: dict[int, list[Material]] = field(default_factory=dict)
+    #: id → Chinese name of every topic, category, target group and position domain
+    names: dict[str, str] = field(default_factory=dict, repr=False)
     #: merged requirements per (category, groups, domain): cadres share roles, so merge each role once
     requirement_cache: dict[tuple[Any, ...], Any] = field(default_factory=dict, repr=False)
 
@@ -390,6 +392,9 @@ def load_snapshot(store: Store, ontology: Ontology | None = None) -> CatalogueSn
         classes=_classes(store, ontology),
     )
     snapshot.materials_by_topic = _materials(store, ontology, vocab, topic_pos)
+    snapshot.names = {t: str(p.get("name", t)) for t, p in zip(topic_ids, topic_props)}
+    for table in (categories, groups, domains):
+        snapshot.names.update({i: str(p.get("name", i)) for i, p in table.items()})
     return snapshot
 
 
