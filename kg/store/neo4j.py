@@ -292,7 +292,9 @@ class Neo4jStore(Store):
         """One transaction for the whole write, so it is atomic like the embedded store's.
 
         The transaction's memory on the server grows with the write; a copy too large for it fails cleanly
-        (nothing written) and :mod:`kg.sync` is the way to move such a graph, batch by batch.
+        (nothing written) and :mod:`kg.sync` is the way to move such a graph, batch by batch.  The summary counts
+        as the embedded store's do: with ``replace=True`` everything the graph held before counts as deleted; the
+        server's own change counters are in ``summary.extra``.
         """
         nodes = list({n.id: n for n in nodes}.values())  # a node or edge given twice: the last one wins
         edges = list({e.key: e for e in edges}.values())
