@@ -28,3 +28,10 @@ from recommender.analytics.cli import COMMANDS as _ANALYTICS_COMMANDS  # noqa: E
 
 for _command in _ANALYTICS_COMMANDS:
     main.add_command(_command)
+
+
+# ── search: index, search, similar, tag-check, duplicates (recommender/search_cli.py) ──
+from recommender.search_cli import COMMANDS as _SEARCH_COMMANDS  # noqa: E402
+
+for _command in _SEARCH_COMMANDS:
+    main.add_command(_command)
