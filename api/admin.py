@@ -174,15 +174,39 @@ def sync_available() -> bool:
     return importlib.util.find_spec("kg.sync") is not None
 
 
+class _Counting:
+    """The Neo4j store, reporting rows written after each batch (``kg.sync`` writes through ``apply``)."""
+
+    def __init__(self, target: Any, total: int, progress: Progress) -> None:
+        self._target, self._total, self._progress, self._done = target, total, progress, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._target, name)
+
+    def apply(self, batch: Any, on_rows: Any = None) -> Any:
+        changes = self._target.apply(batch, on_rows)
+        self._done = min(self._total, self._done + len(batch.nodes) + len(batch.edges))
+        self._progress(self._done, self._total, f"已写入 {self._done:,} / {self._total:,} 条")
+        return changes
+
+
 def start_sync() -> dict[str, Any]:
+    """Sync the embedded graph to the configured Neo4j in the background (``kg.sync.sync_graph``)."""
     if not sync_available():
         fail(503, "Neo4j 同步模块（kg.sync）尚未安装")
     g = graph()
 
     def work(progress: Progress) -> dict[str, Any]:
-        from kg import sync
+        from kg.store import open_store
+        from kg.sync import sync_graph
 
-        return sync.sync_to_neo4j(g.store, g.settings, g.ontology, progress=progress)
+        total = sum(g.store.node_counts().values()) + sum(g.store.edge_counts().values())
+        progress(0, total, f"连接 Neo4j（{g.settings.neo4j_uri}）…")
+        with open_store("neo4j", g.settings, g.ontology) as target:
+            report = sync_graph(g.store, _Counting(target, total, progress))
+        progress(total, total, f"完成：与源图谱{'一致' if report.in_step else '不一致'}，用时 {report.seconds:.1f} 秒")
+        return {"in_step": report.in_step, "changes": dict(report.changes), "seconds": round(report.seconds, 2),
+                "nodes": sum(report.after_nodes.values()), "edges": sum(report.after_edges.values())}
 
     return _start("Neo4j 同步", work)
 

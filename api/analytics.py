@@ -38,13 +38,18 @@ def analytics_catalogue() -> Any:
 
 
 def topic_demand() -> dict[str, float] | None:
-    """Cadres per topic for whom it is a gap, from the recommender's gap analysis (None until available)."""
-    try:
-        from recommender import demand
-    except ImportError:
-        return None
+    """Cadres per topic for whom it is a gap (``recommender.demand``): the last batch run's figures when
+    there are any, else computed from every cadre's records once per graph version.  None without cadres."""
+    from recommender.demand import topic_demand as demand_of
+
+    from api.cadres import recommender
+
     g = graph()
-    return g.derived("topic_demand", lambda: demand.topic_demand(g.store))
+
+    def compute() -> dict[str, float]:
+        return dict(demand_of(g.store, g.settings, today=as_of(None), snapshot=recommender().snapshot))
+
+    return g.derived("topic_demand", compute) or None
 
 
 def run_analytics(action: Any) -> Any:

@@ -31,17 +31,27 @@ class Graph:
         self.store: Store = open_store(store_name, settings, self.ontology)
         self.generation = 0
         self._cache: dict[str, Any] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the dicts only
+        self._building: dict[str, threading.Lock] = {}  # one per read model, so a slow one blocks no other
 
     def derived(self, name: str, build: Callable[[], Any]) -> Any:
-        """The read model ``name`` for the current graph, built once (under a lock) and cached."""
+        """The read model ``name`` for the current graph, built once (under its own lock) and cached.
+
+        A build may use other read models (demand uses the recommender's snapshot).  A model built while the
+        graph changed is returned to its caller but not cached."""
         value = self._cache.get(name)
-        if value is None:
-            with self._lock:
-                value = self._cache.get(name)
-                if value is None:
-                    value = build()
-                    self._cache[name] = value
+        if value is not None:
+            return value
+        with self._lock:
+            lock = self._building.setdefault(name, threading.Lock())
+        with lock:
+            value = self._cache.get(name)
+            if value is None:
+                generation = self.generation
+                value = build()
+                with self._lock:
+                    if generation == self.generation:
+                        self._cache[name] = value
         return value
 
     def changed(self) -> None:

@@ -3,7 +3,6 @@ in four formats, background jobs with progress, and the error shape for every ki
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import time
@@ -139,21 +138,55 @@ def test_personal_export_needs_consent_and_is_audited(admin) -> None:
 
 
 # ─── jobs ───
-def test_sync_job_or_clear_refusal(admin) -> None:
-    response = admin("POST", "/api/admin/sync")
-    if importlib.util.find_spec("kg.sync") is None:
-        assert response.status_code == 503 and "kg.sync" in response.json["错误"]
-    else:
-        assert response.status_code == 202 and response.json["kind"] == "Neo4j 同步"
+def _wait(admin, job_id: int) -> dict:
+    deadline = time.monotonic() + 300
+    while (job := admin("GET", f"/api/admin/jobs/{job_id}").json)["state"] == "running" and time.monotonic() < deadline:
+        time.sleep(0.3)
+    return job
+
+
+def test_sync_failure_is_reported_by_the_job(admin) -> None:
+    started = admin("POST", "/api/admin/sync")  # the test settings point NEO4J_URI at a closed port
+    assert started.status_code == 202 and started.json["kind"] == "Neo4j 同步"
+    job = _wait(admin, started.json["id"])
+    assert job["state"] == "failed" and job["message"].startswith("失败：")
+
+
+def test_sync_to_a_real_neo4j_with_progress(template_home, index_dir, tmp_path) -> None:
+    import shutil
+
+    from api import create_app
+    from tests.neo4j_support import neo4j_settings, open_neo4j
+    from tests.test_api_support import app_config
+
+    server = open_neo4j()  # skips (fails in CI) without a server; clears its graph
+    home = tmp_path / "home"
+    shutil.copytree(template_home, home)
+    settings = neo4j_settings(GANXUN_HOME=str(home))
+    app = create_app(app_config(home, index_dir, SETTINGS=settings))
+    client = app.test_client()
+    header = bearer(app, "admin")
+
+    def admin(method, url, **kw):
+        return client.open(url, method=method, headers=header, **kw)
+
+    try:
+        job = _wait(admin, admin("POST", "/api/admin/sync").json["id"])
+        assert job["state"] == "done", job
+        with app.app_context():
+            source = graph().store.node_counts()
+        assert job["result"]["in_step"] is True and job["done"] == job["total"] > 0, (job, source, server.node_counts())
+        assert server.node_counts() == source
+    finally:
+        server.clear()
+        server.close()
+        app.extensions["ganxun.graph"].close()
 
 
 def test_reindex_runs_in_background_with_progress(admin) -> None:
     started = admin("POST", "/api/admin/reindex", json={})
     assert started.status_code == 202 and started.json["state"] == "running"
-    job_id = started.json["id"]
-    deadline = time.monotonic() + 300
-    while (job := admin("GET", f"/api/admin/jobs/{job_id}").json)["state"] == "running" and time.monotonic() < deadline:
-        time.sleep(0.3)
+    job = _wait(admin, started.json["id"])
     assert job["state"] == "done", job
     assert job["percent"] == 100.0 and job["result"]["documents"] == 6  # 4 courses, 1 textbook, 1 case
     assert admin("GET", "/api/admin/jobs/999").status_code == 404

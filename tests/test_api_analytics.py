@@ -59,6 +59,13 @@ def test_coverage_counts_published_courses_and_exports(designer) -> None:
     assert designer("GET", "/api/analytics/coverage", query_string={"level": "乡"}).status_code == 422
 
 
+def test_coverage_uses_cadre_demand(designer) -> None:
+    report = designer("GET", "/api/analytics/coverage").json
+    assert report["需求数据"].startswith("学员差距分析")
+    demand = {r["topic"]: r["需求人数"] for r in report["主题覆盖"] if r["需求人数"]}
+    assert demand and set(demand.values()) <= {1, 2}  # the fixture corpus has two cadres
+
+
 def test_topic_resources_include_narrower_topics(designer) -> None:
     data = designer("GET", "/api/analytics/topics/topic:competence/resources").json
     assert {t["id"] for t in data["师资"]} == {"teacher:t-b"}

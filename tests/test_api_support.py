@@ -42,8 +42,13 @@ PASSWORD_METHOD = "pbkdf2:sha256:1000"
 TOKENS_FILE = "tokens.json"
 
 
-def settings_for(home: Path, corpora: tuple[Path, ...] = (FIXTURE_CORPUS,)) -> Settings:
-    return Settings.from_env({"GANXUN_HOME": str(home), "GANXUN_CORPORA": ":".join(map(str, corpora))})
+#: No Neo4j unless a test asks for one: a sync started by a test must never reach a server by accident.
+NO_NEO4J = "bolt://127.0.0.1:9"
+
+
+def settings_for(home: Path, corpora: tuple[Path, ...] = (FIXTURE_CORPUS,), **env: str) -> Settings:
+    return Settings.from_env({"GANXUN_HOME": str(home), "GANXUN_CORPORA": ":".join(map(str, corpora)),
+                              "NEO4J_URI": NO_NEO4J, **env})
 
 
 def build_template(home: Path, corpora: tuple[Path, ...] = (FIXTURE_CORPUS,), users: dict = USERS) -> Settings:
