@@ -550,6 +550,8 @@ class SearchService:
         self._topic_props: dict[str, dict[str, Any]] = {}
         self._tokenizer: Tokenizer | None = None
         self.last_update: IndexUpdate | None = None
+        # per instance, so a dropped service (the API reopens one after each import) takes its cache along
+        self._encode_query_cached = lru_cache(maxsize=512)(self._encode_query_uncached)
 
     # ── opening and updating ──
     @classmethod
@@ -866,8 +868,7 @@ class SearchService:
         """The unit query vector of ``text`` (E5 query prompt), cached for repeated queries."""
         return self._encode_query_cached(self._clean_query(text)).copy()
 
-    @lru_cache(maxsize=512)  # noqa: B019 - one service per process; the cache dies with it
-    def _encode_query_cached(self, text: str) -> np.ndarray:
+    def _encode_query_uncached(self, text: str) -> np.ndarray:
         return encode_queries(self.encoder, [text])[0]
 
     @staticmethod

@@ -79,6 +79,7 @@ def search(query: str, kinds: tuple[str, ...], topics: tuple[str, ...], institut
            delivery_modes: tuple[str, ...], case_only: bool, min_hours: float | None, max_hours: float | None,
            statuses: tuple[str, ...], any_status: bool, mode: str, k: int) -> None:
     """语义 + 关键词混合检索课程、教材与案例。"""
+    from recommender.embedding import ModelNotFoundError
     from recommender.search import SearchError, SearchFilters
 
     _, service = _open_service()
@@ -87,10 +88,12 @@ def search(query: str, kinds: tuple[str, ...], topics: tuple[str, ...], institut
         delivery_modes=delivery_modes, case_only=case_only, min_hours=min_hours, max_hours=max_hours,
         statuses=() if any_status else (statuses or None),
     )
-    started = time.perf_counter()
     try:
+        if mode != "bm25":
+            service.encoder  # noqa: B018 - load the model before the clock starts
+        started = time.perf_counter()
         hits = service.search(query, filters, k=k, mode=mode)
-    except SearchError as exc:
+    except (SearchError, ModelNotFoundError) as exc:
         _fail(str(exc))
     elapsed = (time.perf_counter() - started) * 1000
     labels = {c.name: c.label for c in service.ontology.classes.values()}
@@ -128,11 +131,15 @@ def similar(item_id: str, k: int) -> None:
 def tag_check(paths: tuple[Path, ...], top: int, strict: bool) -> None:
     """检查语料文件中课程、教材、案例的主题标注：未标注或可能标错的条目，并给出建议主题。"""
     from kg.build import corpus_files
+    from recommender.embedding import ModelNotFoundError
     from recommender.tagging import TopicTagger, check_files
 
     _, service = _open_service()
-    tagger = TopicTagger.from_service(service)
-    checked, issues = check_files(corpus_files(paths), tagger, service.ontology)
+    try:
+        tagger = TopicTagger.from_service(service)
+        checked, issues = check_files(corpus_files(paths), tagger, service.ontology)
+    except (ModelNotFoundError, ValueError) as exc:
+        _fail(str(exc))
     for issue in issues:
         click.echo(f"  ✗ {issue.source}  {issue.item_id}「{issue.title}」：{issue.message}")
     untagged = sum(1 for i in issues if i.problem == "untagged")
