@@ -4,7 +4,6 @@ pages.  In CI these fail, not skip, when Chromium is missing."""
 
 from __future__ import annotations
 
-import io
 import os
 import threading
 from collections.abc import Iterator
