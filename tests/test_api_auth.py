@@ -54,6 +54,32 @@ def _protected_routes() -> list[tuple[str, str, str]]:
 ROUTES = _protected_routes()
 
 
+def _page_routes() -> list[str]:
+    """Every server-rendered page (GET), from the real URL map."""
+    from api import create_app
+    from tests.test_api_support import settings_for
+
+    import tempfile
+    from pathlib import Path
+
+    open_paths = ("/api/", "/static/", "/login", "/docs", "/openapi.json")
+    with tempfile.TemporaryDirectory() as tmp:
+        app = create_app({"TESTING": True, "SETTINGS": settings_for(Path(tmp)), "ACCOUNTS_DB": f"{tmp}/a.db"})
+        pages = sorted(re.sub(r"<(?:[a-z]+:)?(\w+)>", "1", r.rule) for r in app.url_map.iter_rules()
+                       if "GET" in r.methods and not r.rule.startswith(open_paths))
+        app.extensions["ganxun.graph"].close()
+    return pages
+
+
+PAGES = _page_routes()
+
+
+@pytest.mark.parametrize("url", PAGES)
+def test_pages_send_anonymous_visitors_to_login(shared_client, url: str) -> None:
+    response = shared_client.get(url)
+    assert response.status_code == 302 and response.location.startswith("/login?next=")
+
+
 def allowed_roles(endpoint: str) -> set[str]:
     return POLICY.get(endpoint) or POLICY.get(endpoint.split(".")[0]) or {"cadre", "designer", "evaluator", "admin"}
 

@@ -138,6 +138,10 @@ def test_designer_sees_coverage_chart_indicators_and_builds_a_programme(page_for
     page.click("#programme-form button")
     result = page.inner_text("#programme-result")
     assert "班次课程方案" in result
+    page.click("nav.menu >> text=主题资源")
+    page.select_option("select[name=topic]", "topic:rural-revitalization")
+    page.click("form button[type=submit]")
+    assert "师资（" in page.inner_text("#topic-resources")
     assert page.js_errors == []
 
 

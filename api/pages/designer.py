@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Blueprint, render_template, request
 
-from api.analytics import CoverageQuery, IndicatorQuery, ProgrammeBody, coverage, indicators, programme
+from api.analytics import CoverageQuery, IndicatorQuery, ProgrammeBody, coverage, indicators, programme, topic_resources
 from api.graph import graph
 from api.pages import load_form, page
 
@@ -63,3 +63,13 @@ def programme_page() -> Any:
     return render_template("designer/programme.html", result=result, errors=errors, form=request.form,
                            institutions=_institutions(), class_types=_choices("TrainingClass", "classType"),
                            topics=topics, categories=categories)
+
+
+@bp.route("/topics")
+@page(*READERS)
+def topics_page() -> Any:
+    """Teachers, cases, on-site teaching points, courses and textbooks for one plan topic."""
+    topic_id = request.args.get("topic") or None
+    resources = topic_resources(topic_id) if topic_id else None
+    topics = [(n.id, n.props.get("name", n.id)) for n in graph().store.nodes("Topic")]
+    return render_template("designer/topics.html", resources=resources, topic_id=topic_id or "", topics=topics)
