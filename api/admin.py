@@ -15,7 +15,7 @@ from api.errors import fail
 from api.graph import graph
 from api.jobs import JobBusy, Progress, jobs
 
-__all__ = ["bp", "start_reindex", "start_sync", "sync_available"]
+__all__ = ["bp", "start_batch", "start_reindex", "start_sync", "sync_available"]
 
 bp = ApiBlueprint("admin", __name__, url_prefix="/api/admin", description="管理：用户与角色、审计日志、重建索引、Neo4j 同步")
 
@@ -209,6 +209,42 @@ def start_sync() -> dict[str, Any]:
                 "nodes": sum(report.after_nodes.values()), "edges": sum(report.after_edges.values())}
 
     return _start("Neo4j 同步", work)
+
+
+def start_batch(k: int) -> dict[str, Any]:
+    """Recommend for every cadre in the background (``recommender.batch``); designers' demand then reads it."""
+    from api.cadres import recommender
+    from api.reports import as_of
+
+    g = graph()
+    day = as_of(None)
+
+    def work(progress: Progress) -> dict[str, Any]:
+        from recommender.batch import batch_path, run_batch
+
+        cadres = g.store.node_counts().get("Cadre", 0)
+        progress(0, cadres, f"正在为 {cadres:,} 名干部计算推荐…")
+        summary = run_batch(recommender(), k=k, today=day, path=batch_path(g.settings), progress=False)
+        g.changed()  # demand now comes from the stored results
+        progress(cadres, cadres, f"完成：{summary.cadres:,} 名干部、{summary.suggestions:,} 条推荐，"
+                                 f"每秒 {summary.rate:.0f} 人")
+        return {"cadres": summary.cadres, "suggestions": summary.suggestions, "seconds": round(summary.seconds, 2)}
+
+    return _start("批量推荐", work)
+
+
+class BatchOptions(f.Schema):
+    k = f.Integer(load_default=10, validate=f.range_(1, 200), metadata={"description": "每人推荐条数"})
+
+
+@bp.route("/batch", methods=["POST"])
+@bp.requires("admin")
+@bp.arguments(BatchOptions)
+@bp.response(202, JobSchema)
+@bp.alt_response(409, response="CONFLICT")
+def batch(options: dict[str, Any]) -> dict[str, Any]:
+    """在后台为全部干部批量推荐（结果供学习需求分析使用）；用 GET /api/admin/jobs/{id} 查看进度"""
+    return start_batch(options["k"])
 
 
 @bp.route("/reindex", methods=["POST"])

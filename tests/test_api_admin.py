@@ -192,6 +192,17 @@ def test_reindex_runs_in_background_with_progress(admin) -> None:
     assert admin("GET", "/api/admin/jobs/999").status_code == 404
 
 
+def test_batch_job_stores_results_that_demand_then_reads(admin, app) -> None:
+    from recommender.batch import batch_path
+
+    job = _wait(admin, admin("POST", "/api/admin/batch", json={"k": 3}).json["id"])
+    assert job["state"] == "done", job
+    assert job["result"]["cadres"] == 2 and job["done"] == job["total"] == 2
+    with app.app_context():
+        assert batch_path(graph().settings).exists()
+    assert admin("POST", "/api/admin/batch", json={"k": 0}).status_code == 422
+
+
 # ─── the error shape ───
 def test_malformed_json_is_400(admin) -> None:
     response = admin("POST", "/api/admin/users", data="{oops", content_type="application/json")
