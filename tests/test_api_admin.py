@@ -45,6 +45,12 @@ def test_bad_new_users_are_refused(admin, body, status, field) -> None:
     assert response.status_code == status and field in response.json["字段"]
 
 
+def test_list_users_shows_roles_without_passwords(admin) -> None:
+    users = admin("GET", "/api/admin/users").json
+    assert {u["username"]: u["role_name"] for u in users}["cadre1"] == "学员"
+    assert all("password" not in key for u in users for key in u)
+
+
 def test_change_role_and_deactivate(admin, app) -> None:
     with app.app_context():
         designer = accounts().by_username("designer")
@@ -190,6 +196,7 @@ def test_reindex_runs_in_background_with_progress(admin) -> None:
     assert job["state"] == "done", job
     assert job["percent"] == 100.0 and job["result"]["documents"] == 6  # 4 courses, 1 textbook, 1 case
     assert admin("GET", "/api/admin/jobs/999").status_code == 404
+    assert [j["id"] for j in admin("GET", "/api/admin/jobs").json] == [job["id"]]
 
 
 def test_batch_job_stores_results_that_demand_then_reads(admin, app) -> None:

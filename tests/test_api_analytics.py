@@ -66,6 +66,14 @@ def test_coverage_uses_cadre_demand(designer) -> None:
     assert demand and set(demand.values()) <= {1, 2}  # the fixture corpus has two cadres
 
 
+def test_underserved_by_level_and_by_institution(designer) -> None:
+    by_level = designer("GET", "/api/analytics/underserved", query_string={"top": 3}).json
+    assert by_level and all(len(rows) <= 3 for rows in by_level.values())
+    by_institution = designer("GET", "/api/analytics/underserved", query_string={"by": "institution", "top": 1}).json
+    assert any("测试省委党校" in key for key in by_institution)
+    assert designer("GET", "/api/analytics/underserved", query_string={"by": "region"}).status_code == 422
+
+
 def test_topic_resources_include_narrower_topics(designer) -> None:
     data = designer("GET", "/api/analytics/topics/topic:competence/resources").json
     assert {t["id"] for t in data["师资"]} == {"teacher:t-b"}
@@ -136,6 +144,12 @@ def test_bad_uploads_are_422(evaluator, data, field) -> None:
 def test_unknown_weight_is_422(evaluator) -> None:
     response = evaluator("POST", "/api/nominations/optimise", json={"weights": {"popularity": 1}})
     assert response.status_code == 422 and "popularity" in response.json["字段"]["weights"][0]
+
+
+def test_config_reports_the_rules_in_force(evaluator) -> None:
+    config = evaluator("GET", "/api/nominations/config").json
+    assert config["quota_mode"] in config["案例占比口径"] and "案例占比" in config["规则"]
+    assert abs(sum(config["权重"].values()) - 1.0) < 1e-6
 
 
 def test_scores_table_is_best_first(evaluator) -> None:

@@ -21,6 +21,16 @@ def test_resources_count_the_fixture_corpus(get) -> None:
     assert counts["topics"] == 118
 
 
+@pytest.mark.parametrize("resource", ["courses", "textbooks", "cases", "teachers", "sites", "routes", "institutions",
+                                      "platforms", "classes", "topics"])
+def test_every_resource_lists_and_details_its_own_class(get, resource) -> None:
+    page = get(f"/api/catalogue/{resource}", query_string={"per_page": 100}).json
+    assert page["total"] >= 1 and len({item["label"] for item in page["items"]}) == 1
+    first = page["items"][0]
+    detail = get(f"/api/catalogue/{resource}/{first['id']}").json
+    assert detail["id"] == first["id"] and detail["props"] == first["props"] and isinstance(detail["links"], list)
+
+
 def test_list_filters_by_allowed_value_and_relation(get) -> None:
     published = get("/api/catalogue/courses", query_string={"status": "已发布"}).json
     assert published["total"] == 3

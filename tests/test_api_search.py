@@ -44,3 +44,13 @@ def test_similar_items(get) -> None:
     assert "course:t-village-case" not in [h["id"] for h in hits] and hits
     assert get("/api/search/similar/inst:t-county-school").status_code == 404
     assert get("/api/search/similar/course:none").status_code == 404
+
+
+def test_near_duplicates_for_designers(shared_client, shared_app) -> None:
+    header = bearer(shared_app, "designer")
+    loose = shared_client.get("/api/search/duplicates", headers=header, query_string={"threshold": 0.5}).json
+    pairs = loose["疑似重复"]
+    assert pairs and all(p["课程A"] < p["课程B"] and p["相似度"] >= 0.5 for p in pairs)
+    assert [p["相似度"] for p in pairs] == sorted((p["相似度"] for p in pairs), reverse=True)
+    strict = shared_client.get("/api/search/duplicates", headers=header, query_string={"threshold": 1.0}).json
+    assert strict["疑似重复"] == []
