@@ -144,6 +144,12 @@ class TestOptimiser:
             "口径：两张名单各自满足案例占比）",
         ]
 
+    def test_no_eligible_candidate_is_explained_not_an_error(self, tree, candidates):
+        failing = [cand(c.id, c.score, c.institution, c.branches[0], c.is_case, c.kind, gates=("通过政治审核",)) for c in candidates]
+        result = optimise_nominations(tree, config(), candidates=failing)
+        assert not result.feasible
+        assert result.reasons and any("候选 0" in reason for reason in result.reasons)
+
     def test_infeasible_cap_against_count(self, tree, candidates):
         result = optimise_nominations(tree, config(max_per_institution=1, courses=4, case_share_min=0, min_per_branch=0),
                                       candidates=candidates)

@@ -144,6 +144,10 @@ def solve(
     seconds = time.perf_counter() - started
     if status == highspy.HighsModelStatus.kInfeasible:
         return Solution("infeasible", seconds=seconds)
+    if status == highspy.HighsModelStatus.kModelEmpty:
+        # No candidate at all: the empty choice is the answer if every row accepts zero, else nothing is.
+        feasible = bool(np.all(np.asarray(lp.row_lower_) <= 0) and np.all(np.asarray(lp.row_upper_) >= 0))
+        return Solution("optimal", x=np.zeros(n), objective=0.0, seconds=seconds) if feasible else Solution("infeasible", seconds=seconds)
     has_solution = highs.getInfo().primal_solution_status == 2  # kSolutionStatusFeasible
     if status == highspy.HighsModelStatus.kOptimal or (status == highspy.HighsModelStatus.kTimeLimit and has_solution):
         values = np.asarray(highs.getSolution().col_value)
