@@ -62,6 +62,14 @@ def run_analytics(action: Any) -> Any:
         fail(422, str(exc))
 
 
+def downloadable(schema: type) -> dict[str, Any]:
+    """OpenAPI for a report that ``format=csv|xlsx`` turns into an attachment: JSON, CSV or XLSX bodies."""
+    binary = {"schema": {"type": "string", "format": "binary"}}
+    content = {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema.__name__}"}}}
+    content |= {media.split(";")[0]: binary for media in MEDIA.values()}
+    return {"responses": {"200": {"content": content}}}
+
+
 def download(report: Any, fmt: str, stem: str) -> Any:
     """The report as JSON (its ``to_dict``) or as a CSV/XLSX attachment."""
     if fmt == "json":
@@ -132,6 +140,7 @@ def coverage(args: dict[str, Any]) -> Any:
 @bp.requires(*READERS)
 @bp.arguments(CoverageQuery, location="query")
 @bp.response(200, Coverage)
+@bp.doc(**downloadable(Coverage))
 def coverage_view(args: dict[str, Any]) -> Any:
     """主题覆盖、时效与需求；供给不足的主题"""
     return download(coverage(args), args["format"], "coverage")
@@ -163,6 +172,7 @@ def indicators(args: dict[str, Any]) -> Any:
 @bp.arguments(IndicatorQuery, location="query")
 @bp.response(200, Indicators)
 @bp.alt_response(404, response="NOT_FOUND")
+@bp.doc(**downloadable(Indicators))
 def indicators_view(args: dict[str, Any]) -> Any:
     """某机构某学期（或学年）的教学指标达标情况"""
     return download(indicators(args), args["format"], "indicators")
@@ -187,6 +197,7 @@ def programme(args: dict[str, Any]) -> Any:
 @bp.arguments(ProgrammeBody)
 @bp.response(200, Programme)
 @bp.alt_response(404, response="NOT_FOUND")
+@bp.doc(**downloadable(Programme))
 def programme_view(args: dict[str, Any]) -> Any:
     """按班次类型、学员、总学时与专题求解满足教学指标的课程方案"""
     return download(programme(args), args["format"], "programme")

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from api import fields as f
-from api.analytics import analytics_catalogue, download, run_analytics, topic_demand
+from api.analytics import analytics_catalogue, download, downloadable, run_analytics, topic_demand
 from api.auth import ApiBlueprint
 from api.errors import fail
 from api.graph import graph
@@ -178,6 +178,7 @@ def scores_view(args: dict[str, Any]) -> dict[str, Any]:
 @bp.requires(*READERS)
 @bp.arguments(OptimiseBody)
 @bp.response(200, Nominations)
+@bp.doc(**downloadable(Nominations))
 def optimise_view(args: dict[str, Any]) -> Any:
     """在名额、案例占比（不少于 1/3）、机构上限与门槛约束下求解总分最高的年度名单；format=xlsx/csv 导出"""
     return download(optimise(args), args["format"], f"nominations-{args.get('year') or 'current'}")
@@ -187,6 +188,7 @@ def optimise_view(args: dict[str, Any]) -> Any:
 @bp.requires(*READERS)
 @bp.arguments(CheckBody)
 @bp.response(200, Audit)
+@bp.doc(**downloadable(Audit))
 def check_view(args: dict[str, Any]) -> Any:
     """核验一份名单（编号列表）：逐条规则核对，不合规时给出最少调整"""
     return download(check(args, args["ids"]), args["format"], "nomination-check")
@@ -197,6 +199,7 @@ def check_view(args: dict[str, Any]) -> Any:
 @bp.arguments(CheckForm, location="form")
 @bp.arguments(CheckFile, location="files")
 @bp.response(200, Audit)
+@bp.doc(**downloadable(Audit))
 def check_upload_view(form: dict[str, Any], files: dict[str, Any]) -> Any:
     """上传 CSV / XLSX 名单（含『编号』列）核验"""
     return download(check_upload(files["file"], form), form["format"], "nomination-check")
