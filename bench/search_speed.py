@@ -160,7 +160,7 @@ def scale_rows(kind: str, n: int, fitted: Fitted | None, n_queries: int, approx:
     print(f"  {n:>9,}  exact  p50 {exact_p50:.2f} ms（数据生成 {gen_s:.0f} 秒）", flush=True)
     for name in approx:
         config = IndexConfig(exact_max=1, approx=name, threads=THREADS)
-        spec = config.vector_index_spec(n)
+        spec = config.vector_index_spec(n, DIM)
         index, build_s = built_index(x, config, cache, f"{kind}-{fingerprint}-{n}-{spec['factory']}-efC{spec.get('efConstruction')}")
         label = spec["factory"] + (f" efC={spec['efConstruction']}" if "efConstruction" in spec else "")
         knob = "nprobe" if name == "ivf" else "efSearch"

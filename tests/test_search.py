@@ -86,7 +86,8 @@ class TestIndexConfig:
     def test_exact_below_the_threshold_approximate_above(self):
         config = IndexConfig(exact_max=1000)
         assert config.vector_index_spec(1000)["type"] == "flat"
-        assert config.vector_index_spec(1001)["type"] == "hnsw"
+        assert config.vector_index_spec(1001)["type"] == "pca-hnsw"
+        assert config.vector_index_spec(1001, dim=64)["type"] == "hnsw"  # too few dimensions to reduce
         assert IndexConfig(approx="ivf").vector_index_spec(10**6)["nlist"] == 4096
 
 
@@ -188,6 +189,18 @@ def test_near_duplicates_find_a_reworded_course_and_nothing_else(built_store, tm
     assert near_duplicates(service, threshold=0.999) == []
     with pytest.raises(ValueError, match="threshold"):
         near_duplicates(service, threshold=0)
+
+
+def test_a_long_description_is_chunked_and_found_by_its_last_part(built_store, tmp_path, ontology):
+    filler = "本课程围绕党的创新理论开展系统学习，帮助学员把握科学体系与核心要义。" * 12
+    tail = "最后一讲专门讨论高原牧区的草场轮牧、牦牛养殖合作社与牧民增收。"
+    built_store.write([_course("course:t-long", "理论学习专题系列讲座", filler + tail)], [])
+    service = SearchService.open(built_store, index_dir=tmp_path / "index", ontology=ontology,
+                                 encoder=searchkit.encoder())
+    doc = service.document("course:t-long")
+    assert len(doc.chunks) >= 2 and tail in doc.chunks[-1]
+    assert service.last_update.chunks == len(service.documents) - 1 + len(doc.chunks)
+    assert service.search("牧区草场轮牧和牦牛合作社", k=1, mode="dense")[0].id == "course:t-long"
 
 
 class TestFilters:
