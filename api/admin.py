@@ -158,7 +158,7 @@ def start_reindex(rebuild: bool) -> dict[str, Any]:
     index_dir = Path(current_app.config["INDEX_DIR"])
 
     def work(progress: Progress) -> dict[str, Any]:
-        from recommender.search import SearchService
+        from recommender.search.service import SearchService
 
         progress(0, 2, "读取目录并编码变化的文本…")
         service = SearchService.open(g.store, g.settings, ontology=g.ontology, rebuild=rebuild, index_dir=index_dir)
@@ -212,7 +212,7 @@ def start_sync() -> dict[str, Any]:
 
 
 def start_batch(k: int) -> dict[str, Any]:
-    """Recommend for every cadre in the background (``recommender.batch``); designers' demand then reads it."""
+    """Recommend for every cadre in the background (``recommender.batch.run``); designers' demand then reads it."""
     from api.cadres import recommender
     from api.reports import as_of
 
@@ -220,7 +220,7 @@ def start_batch(k: int) -> dict[str, Any]:
     day = as_of(None)
 
     def work(progress: Progress) -> dict[str, Any]:
-        from recommender.batch import batch_path, run_batch
+        from recommender.batch.run import batch_path, run_batch
 
         cadres = g.store.node_counts().get("Cadre", 0)
         progress(0, cadres, f"正在为 {cadres:,} 名干部计算推荐…")

@@ -38,9 +38,9 @@ def analytics_catalogue() -> Any:
 
 
 def topic_demand() -> dict[str, float] | None:
-    """Cadres per topic for whom it is a gap (``recommender.demand``): the last batch run's figures when
+    """Cadres per topic for whom it is a gap (``recommender.batch.demand``): the last batch run's figures when
     there are any, else computed from every cadre's records once per graph version.  None without cadres."""
-    from recommender.demand import topic_demand as demand_of
+    from recommender.batch.demand import topic_demand as demand_of
 
     from api.cadres import recommender
 

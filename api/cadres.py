@@ -60,7 +60,7 @@ Records = report_schema("CadreRecords", "本人培训记录")
 def recommender() -> Any:
     """The app's recommender over the current graph (rebuilt after the graph changes)."""
     from recommender.service import Recommender
-    from recommender.snapshot import load_snapshot
+    from recommender.catalogue.snapshot import load_snapshot
 
     g = graph()
     return g.derived("recommender", lambda: Recommender(

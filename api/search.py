@@ -1,5 +1,5 @@
 """Semantic search over the catalogue (hybrid: embeddings + BM25, fused), similar items, and near-duplicate
-courses — through ``recommender.search.SearchService``, opened once per app and brought up to date with
+courses — through ``recommender.search.service.SearchService``, opened once per app and brought up to date with
 the store on first use (re-encoding only changed texts).
 """
 
@@ -25,7 +25,7 @@ def search_service() -> Any:
     """The app's search service (opened lazily; dropped and reopened after the graph changes)."""
     from flask import current_app
 
-    from recommender.search import SearchService
+    from recommender.search.service import SearchService
 
     g = graph()
     index_dir = Path(current_app.config["INDEX_DIR"])
@@ -92,7 +92,7 @@ def _hits(service: Any, hits: list[Any]) -> list[dict[str, Any]]:
 
 
 def run_search(args: dict[str, Any]) -> dict[str, Any]:
-    from recommender.search import SearchError, SearchFilters
+    from recommender.search.service import SearchError, SearchFilters
 
     service = search_service()
     filters = SearchFilters(kinds=tuple(args.get("kind") or ()), topics=tuple(args.get("topic") or ()),
@@ -122,7 +122,7 @@ def search(args: dict[str, Any]) -> dict[str, Any]:
 @bp.alt_response(404, response="NOT_FOUND")
 def similar(args: dict[str, Any], item_id: str) -> dict[str, Any]:
     """与某课程、教材或案例内容相近的条目"""
-    from recommender.search import SearchError
+    from recommender.search.service import SearchError
 
     get_node(item_id)
     service = search_service()
@@ -141,7 +141,7 @@ def similar(args: dict[str, Any], item_id: str) -> dict[str, Any]:
 @bp.response(200, Duplicates)
 def duplicates(args: dict[str, Any]) -> dict[str, Any]:
     """疑似重复的课程对（含草稿与已退出课程）"""
-    from recommender.near_duplicates import near_duplicates
+    from recommender.search.near_duplicates import near_duplicates
 
     service = search_service()
     pairs = near_duplicates(service, threshold=args["threshold"])[: args["limit"]]

@@ -39,10 +39,10 @@ from kg.build import build_graph  # noqa: E402
 from kg.config import REPO_ROOT  # noqa: E402
 from kg.ontology import load_ontology  # noqa: E402
 from kg.store.embedded import EmbeddedStore  # noqa: E402
-from recommender.batch import run_batch  # noqa: E402
-from recommender.profile import fetch_profile  # noqa: E402
+from recommender.batch.run import run_batch  # noqa: E402
+from recommender.learner.profile import fetch_profile  # noqa: E402
 from recommender.service import Recommender  # noqa: E402
-from recommender.snapshot import load_snapshot  # noqa: E402
+from recommender.catalogue.snapshot import load_snapshot  # noqa: E402
 
 TODAY = dt.date(2026, 11, 15)
 TARGETS = {"p50_ms": 20.0, "p99_ms": 50.0, "cadres_per_s": 500.0}

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from kg.config import Settings  # noqa: E402
 from kg.store import open_store  # noqa: E402
-from recommender.search import SearchFilters, SearchService, rrf_fuse  # noqa: E402
+from recommender.search.service import SearchFilters, SearchService, rrf_fuse  # noqa: E402
 
 QUERIES = Path(__file__).with_name("queries.jsonl")
 COURSE = "Course"

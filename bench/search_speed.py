@@ -1,7 +1,7 @@
 """Vector search speed and recall at 10k, 100k and 1M vectors, and encoder speed on the real model.
 
 Part 1 (synthetic, 384-d unit vectors): for each size, exact search (``IndexFlatIP``, also the ground
-truth) and the approximate indexes ``recommender.search.build_vector_index`` builds — HNSW, PCA-reduced
+truth) and the approximate indexes ``recommender.search.service.build_vector_index`` builds — HNSW, PCA-reduced
 HNSW with exact re-ranking, and IVF-Flat, over a range of efSearch / nprobe — each with build time, single-query latency p50/p99 (one
 query per call, after a warm-up) and recall@10 against exact search, ties allowed (a returned vector
 counts when its true similarity reaches the 10th exact one, as in faiss ``contrib/evaluation``).
@@ -39,7 +39,7 @@ import faiss  # noqa: E402
 
 from kg.config import Settings  # noqa: E402
 from kg.store import open_store  # noqa: E402
-from recommender.search import (  # noqa: E402
+from recommender.search.service import (  # noqa: E402
     APPROX_KINDS,
     IndexConfig,
     SearchService,
@@ -180,7 +180,7 @@ def scale_rows(kind: str, n: int, fitted: Fitted | None, n_queries: int, approx:
 def model_figures(service: SearchService, queries: list[str]) -> list[tuple[str, str]]:
     import torch
 
-    from recommender.embedding import encode_passages, encode_queries
+    from recommender.search.embedding import encode_passages, encode_queries
 
     texts = [c for d in service.documents for c in d.chunks][:256]
     encoder = service.encoder

@@ -17,7 +17,7 @@ def main() -> None:
 
 
 # ── recommendations: gaps, hours, suggestions, batch, evaluation (recommender/rec_cli.py) ──
-from recommender.rec_cli import COMMANDS as _REC_COMMANDS  # noqa: E402
+from recommender.ranking.cli import COMMANDS as _REC_COMMANDS  # noqa: E402
 
 for _command in _REC_COMMANDS:
     main.add_command(_command)
@@ -31,7 +31,7 @@ for _command in _ANALYTICS_COMMANDS:
 
 
 # ── search: index, search, similar, tag-check, duplicates (recommender/search_cli.py) ──
-from recommender.search_cli import COMMANDS as _SEARCH_COMMANDS  # noqa: E402
+from recommender.search.cli import COMMANDS as _SEARCH_COMMANDS  # noqa: E402
 
 for _command in _SEARCH_COMMANDS:
     main.add_command(_command)

@@ -21,14 +21,14 @@ from kg.config import Settings
 from kg.store import open_store
 from kg.store.base import Store
 from recommender.errors import InvalidRequest
-from recommender.gaps import CoverageConfig, GapReport, TopicCoverage, analyse_gaps
-from recommender.hours import HourReport, credit_mode_mask, hour_report
+from recommender.learner.gaps import CoverageConfig, GapReport, TopicCoverage, analyse_gaps
+from recommender.learner.hours import HourReport, credit_mode_mask, hour_report
 from recommender.labelled import Labelled
-from recommender.path import MAX_STEPS_PER_MODE, MIN_STEPS, LearningPath, build_path, hour_targets
-from recommender.profile import CadreProfile, fetch_profile
-from recommender.recommend import RankConfig, Ranker, Recommendations
-from recommender.semantic import CourseVectors, EncoderVectors, SearchVectors, intent_scores
-from recommender.snapshot import CatalogueSnapshot, load_snapshot
+from recommender.ranking.path import MAX_STEPS_PER_MODE, MIN_STEPS, LearningPath, build_path, hour_targets
+from recommender.learner.profile import CadreProfile, fetch_profile
+from recommender.ranking.recommend import RankConfig, Ranker, Recommendations
+from recommender.ranking.semantic import CourseVectors, EncoderVectors, SearchVectors, intent_scores
+from recommender.catalogue.snapshot import CatalogueSnapshot, load_snapshot
 
 __all__ = ["LearningMap", "MAX_INTENT_CHARS", "Recommender"]
 
@@ -49,7 +49,7 @@ class LearningMap(Labelled):
 
 class Recommender:
     """Per-cadre answers over a shared catalogue snapshot.  ``search`` is an open
-    :class:`recommender.search.SearchService` (or any :class:`~recommender.semantic.CourseVectors`); without
+    :class:`recommender.search.service.SearchService` (or any :class:`~recommender.ranking.semantic.CourseVectors`); without
     one, a free-text intent is encoded with the local model on first use."""
 
     def __init__(
@@ -147,7 +147,7 @@ class Recommender:
         return None if intent is None else intent_scores(self.vectors, intent)
 
     def learning_path(self, cadre_id: str, today: dt.date | None = None, intent: str | None = None) -> LearningPath:
-        """Courses in order that reach this year's remaining hours (see :mod:`recommender.path`)."""
+        """Courses in order that reach this year's remaining hours (see :mod:`recommender.ranking.path`)."""
         day = self.today(today)
         intent = self._clean_intent(intent)
         profile = self.profile(cadre_id, day)

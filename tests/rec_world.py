@@ -24,7 +24,7 @@ from typing import Any
 
 from kg.model import Edge, Node
 from kg.ontology import Ontology
-from recommender.snapshot import CatalogueSnapshot, load_snapshot
+from recommender.catalogue.snapshot import CatalogueSnapshot, load_snapshot
 
 TOPICS = {
     "topic:root": {"name": "根主题", "planPriority": 1, "planOrder": 1, "planSection": "二"},

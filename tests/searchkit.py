@@ -17,7 +17,7 @@ from kg.build import build_graph
 from kg.config import REPO_ROOT, Settings
 from kg.ontology import load_ontology
 from kg.store.embedded import EmbeddedStore
-from recommender.embedding import ModelNotFoundError, load_encoder
+from recommender.search.embedding import ModelNotFoundError, load_encoder
 from tests.conftest import require
 
 SAMPLE = REPO_ROOT / "corpora" / "sample"
@@ -62,7 +62,7 @@ def sample_settings(request: pytest.FixtureRequest) -> Settings:
 @cache
 def _sample_service(home: Path) -> object:
     from kg.store import open_store
-    from recommender.search import SearchService
+    from recommender.search.service import SearchService
 
     settings = Settings.from_env({"GANXUN_HOME": str(home), "GANXUN_CORPORA": str(SAMPLE)})
     with open_store(settings=settings) as store:

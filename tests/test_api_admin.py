@@ -200,7 +200,7 @@ def test_reindex_runs_in_background_with_progress(admin) -> None:
 
 
 def test_batch_job_stores_results_that_demand_then_reads(admin, app) -> None:
-    from recommender.batch import batch_path
+    from recommender.batch.run import batch_path
 
     job = _wait(admin, admin("POST", "/api/admin/batch", json={"k": 3}).json["id"])
     assert job["state"] == "done", job

@@ -7,8 +7,8 @@ import sqlite3
 
 import pytest
 
-from recommender.batch import load_suggestions, run_batch, stored_demand
-from recommender.demand import compute_demand, topic_demand
+from recommender.batch.run import load_suggestions, run_batch, stored_demand
+from recommender.batch.demand import compute_demand, topic_demand
 from recommender.errors import InvalidRequest
 from recommender.service import Recommender
 from tests.rec_world import add_cadre, build, concentrated

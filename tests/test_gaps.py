@@ -11,11 +11,11 @@ import doctest
 
 import pytest
 
-from recommender import gaps as gaps_module
+from recommender.learner import gaps as gaps_module
 
 from recommender.errors import InvalidRequest
-from recommender.gaps import CoverageConfig, analyse_gaps, decay, topic_coverage
-from recommender.profile import Record, fetch_profile, merge_requirements
+from recommender.learner.gaps import CoverageConfig, analyse_gaps, decay, topic_coverage
+from recommender.learner.profile import Record, fetch_profile, merge_requirements
 from recommender.service import Recommender
 from tests.rec_world import REQUIREMENTS, add_cadre, build, concentrated, online
 

@@ -11,9 +11,9 @@ import doctest
 
 import pytest
 
-from recommender import hours as hours_module
+from recommender.learner import hours as hours_module
 
-from recommender.hours import (
+from recommender.learner.hours import (
     Credit,
     credit_record,
     estimate_credit,
@@ -23,7 +23,7 @@ from recommender.hours import (
     project,
     rule_compliance,
 )
-from recommender.profile import Record, fetch_profile
+from recommender.learner.profile import Record, fetch_profile
 from tests.rec_world import add_cadre, build, concentrated, online
 
 D = dt.date.fromisoformat

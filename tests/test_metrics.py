@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from recommender import metrics
-from recommender.metrics import (
+from recommender.evaluation import metrics
+from recommender.evaluation.metrics import (
     METRICS,
     MetricError,
     gap_coverage_at_k,

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recommender.embedding import default_model_dir
+from recommender.search.embedding import default_model_dir
 from recommender.errors import InvalidRequest, UnknownCadre
-from recommender.semantic import EncoderVectors, SearchVectors, intent_scores
+from recommender.ranking.semantic import EncoderVectors, SearchVectors, intent_scores
 from recommender.service import Recommender
 from tests.conftest import require
 from tests.rec_world import add_cadre, build, concentrated, online
@@ -182,7 +182,7 @@ class TestIntent:
         assert any("学习意向「想学丙讲授」" in d for d in item.details)
 
     def test_real_encoder_finds_the_named_course(self, world):
-        require(Path(default_model_dir()).is_dir(), "本地向量模型未构建（python -m recommender.model_build）")
+        require(Path(default_model_dir()).is_dir(), "本地向量模型未构建（python -m scripts.model_build）")
         snap, _ = world
         scores = intent_scores(EncoderVectors(snap), "乙进阶")
         assert snap.course_ids[int(np.argmax(scores))] == "course:b-adv"

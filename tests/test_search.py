@@ -13,9 +13,9 @@ import pytest
 from click.testing import CliRunner
 
 from kg.model import Edge, Node
-from recommender.documents import chunk_text, load_documents
-from recommender.near_duplicates import DEFAULT_THRESHOLD, near_duplicates
-from recommender.search import (
+from recommender.search.documents import chunk_text, load_documents
+from recommender.search.near_duplicates import DEFAULT_THRESHOLD, near_duplicates
+from recommender.search.service import (
     IndexConfig,
     InvalidFilter,
     SearchError,
@@ -326,7 +326,7 @@ class TestSampleCatalogue:
     def test_cli_search_prints_titles_and_rejects_bad_filters(self, sample, request, monkeypatch):
         from recommender.cli import main
 
-        monkeypatch.setattr("recommender.search.load_encoder", lambda *_args: searchkit.encoder())
+        monkeypatch.setattr("recommender.search.service.load_encoder", lambda *_args: searchkit.encoder())
         settings = searchkit.sample_settings(request)
         monkeypatch.setenv("GANXUN_HOME", str(settings.home))
         monkeypatch.setenv("GANXUN_CORPORA", str(searchkit.SAMPLE))

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from recommender.tagging import FEATURES, TopicTagger, check_files
+from recommender.search.tagging import FEATURES, TopicTagger, check_files
 from tests import searchkit
 
 
@@ -136,7 +136,7 @@ def test_cli_tag_check(tagger, request, tmp_path, monkeypatch):
     settings = searchkit.sample_settings(request)
     monkeypatch.setenv("GANXUN_HOME", str(settings.home))
     monkeypatch.setenv("GANXUN_CORPORA", str(searchkit.SAMPLE))
-    monkeypatch.setattr("recommender.search.load_encoder", lambda *_args: searchkit.encoder())
+    monkeypatch.setattr("recommender.search.service.load_encoder", lambda *_args: searchkit.encoder())
     path = tmp_path / "new.jsonl"
     path.write_text(json.dumps({"type": "Course", "id": "course:x-9", "name": "碳排放权交易市场入门",
                                 "description": "解释全国碳排放权交易市场的配额分配、企业履约和碳价形成。",

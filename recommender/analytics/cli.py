@@ -37,13 +37,13 @@ def _catalogue() -> Any:
 
 def _demand(path: Path | None, from_gaps: bool = True) -> Mapping[str, float] | None:
     """Topic demand: from a file (JSON object or two-column CSV 主题编号, 人数) when given, else from the
-    recommender's gap analysis (``recommender.demand.topic_demand``: the last batch run, or computed now);
+    recommender's gap analysis (``recommender.batch.demand.topic_demand``: the last batch run, or computed now);
     None with ``--no-demand`` or when no cadre has a gap."""
     if path is None:
         if not from_gaps:
             return None
         from kg.store import open_store
-        from recommender.demand import topic_demand
+        from recommender.batch.demand import topic_demand
 
         with open_store() as store:
             return topic_demand(store) or None
@@ -122,8 +122,8 @@ def coverage(institution: str | None, level: str | None, top: int, demand_file: 
     pairs = None
     if near_duplicates:
         from kg.store import open_store
-        from recommender.near_duplicates import near_duplicates as find_pairs
-        from recommender.search import SearchService
+        from recommender.search.near_duplicates import near_duplicates as find_pairs
+        from recommender.search.service import SearchService
 
         with open_store() as store:
             pairs = [(p.a, p.b, p.score) for p in find_pairs(SearchService.open(store))]

@@ -38,14 +38,14 @@ import numpy as np
 from kg.config import Settings
 from kg.ontology import Ontology, load_ontology
 from kg.store.base import Store
-from recommender.documents import (
+from recommender.search.documents import (
     MAX_CHUNK_CHARS,
     TOPIC_CLASS,
     Document,
     load_documents,
     searchable_classes,
 )
-from recommender.embedding import encode_passages, encode_queries, load_encoder, resolve_model_source
+from recommender.search.embedding import encode_passages, encode_queries, load_encoder, resolve_model_source
 
 if TYPE_CHECKING:  # pragma: no cover
     import faiss

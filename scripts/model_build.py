@@ -51,7 +51,7 @@ import numpy as np
 from safetensors.numpy import save_file
 from tqdm import tqdm
 
-from recommender.embedding import default_model_dir
+from recommender.search.embedding import default_model_dir
 
 #: Bump when the output layout changes, so existing builds are redone.
 BUILD_FORMAT = 1

@@ -21,7 +21,7 @@ from kg.ontology import Ontology
 from kg.store.base import Store
 from recommender.errors import UnknownCadre
 from recommender.labelled import Labelled
-from recommender.snapshot import CatalogueSnapshot, parse_date
+from recommender.catalogue.snapshot import CatalogueSnapshot, parse_date
 
 __all__ = [
     "LEVELS",

@@ -26,8 +26,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from recommender.labelled import Labelled
-from recommender.profile import CadreProfile, Record
-from recommender.snapshot import CatalogueSnapshot
+from recommender.learner.profile import CadreProfile, Record
+from recommender.catalogue.snapshot import CatalogueSnapshot
 
 __all__ = [
     "MINUTES_PER_CLASS_HOUR",

@@ -25,8 +25,8 @@ def _open_service(rebuild: bool = False) -> tuple[Any, Any]:
     """Open the store and the search service over it, the index brought up to date (with progress bars)."""
     from kg.config import Settings
     from kg.store import StoreError, open_store
-    from recommender.embedding import ModelNotFoundError
-    from recommender.search import SearchError, SearchService
+    from recommender.search.embedding import ModelNotFoundError
+    from recommender.search.service import SearchError, SearchService
 
     settings = Settings.from_env()
     try:
@@ -79,8 +79,8 @@ def search(query: str, kinds: tuple[str, ...], topics: tuple[str, ...], institut
            delivery_modes: tuple[str, ...], case_only: bool, min_hours: float | None, max_hours: float | None,
            statuses: tuple[str, ...], any_status: bool, mode: str, k: int) -> None:
     """语义 + 关键词混合检索课程、教材与案例。"""
-    from recommender.embedding import ModelNotFoundError
-    from recommender.search import SearchError, SearchFilters
+    from recommender.search.embedding import ModelNotFoundError
+    from recommender.search.service import SearchError, SearchFilters
 
     _, service = _open_service()
     filters = SearchFilters(
@@ -112,7 +112,7 @@ def search(query: str, kinds: tuple[str, ...], topics: tuple[str, ...], institut
 @click.option("-k", "k", type=click.IntRange(1, 1000), default=10, show_default=True)
 def similar(item_id: str, k: int) -> None:
     """与某门课程（或教材、案例）内容最相近的已发布条目。"""
-    from recommender.search import SearchError
+    from recommender.search.service import SearchError
 
     _, service = _open_service()
     try:
@@ -131,8 +131,8 @@ def similar(item_id: str, k: int) -> None:
 def tag_check(paths: tuple[Path, ...], top: int, strict: bool) -> None:
     """检查语料文件中课程、教材、案例的主题标注：未标注或可能标错的条目，并给出建议主题。"""
     from kg.build import corpus_files
-    from recommender.embedding import ModelNotFoundError
-    from recommender.tagging import TopicTagger, check_files
+    from recommender.search.embedding import ModelNotFoundError
+    from recommender.search.tagging import TopicTagger, check_files
 
     _, service = _open_service()
     try:
@@ -154,8 +154,8 @@ def tag_check(paths: tuple[Path, ...], top: int, strict: bool) -> None:
 @click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
 def duplicates(threshold: float | None, kinds: tuple[str, ...], limit: int) -> None:
     """内容高度相近的课程对，供课程设计者归并目录。"""
-    from recommender.near_duplicates import COURSE_CLASS, DEFAULT_THRESHOLD, near_duplicates
-    from recommender.search import SearchError, SearchFilters
+    from recommender.search.near_duplicates import COURSE_CLASS, DEFAULT_THRESHOLD, near_duplicates
+    from recommender.search.service import SearchError, SearchFilters
 
     _, service = _open_service()
     filters = SearchFilters(kinds=tuple(_kind_name(x) for x in kinds) or (COURSE_CLASS,), statuses=())

@@ -27,7 +27,7 @@ from tqdm import tqdm
 from kg.config import Settings
 from kg.store.base import Store
 from recommender.errors import InvalidRequest
-from recommender.gaps import analyse_gaps
+from recommender.learner.gaps import analyse_gaps
 from recommender.labelled import Labelled
 from recommender.service import Recommender
 

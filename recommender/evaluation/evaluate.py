@@ -31,8 +31,8 @@ import numpy as np
 from scipy import sparse
 from tqdm import tqdm
 
-from recommender.gaps import analyse_gaps
-from recommender.metrics import (
+from recommender.learner.gaps import analyse_gaps
+from recommender.evaluation.metrics import (
     gap_coverage_at_k,
     hit_ratio_at_k,
     intra_list_diversity,
@@ -40,8 +40,8 @@ from recommender.metrics import (
     novelty,
     recall_at_k,
 )
-from recommender.profile import CadreProfile, fetch_profile
-from recommender.recommend import completed_courses
+from recommender.learner.profile import CadreProfile, fetch_profile
+from recommender.ranking.recommend import completed_courses
 from recommender.service import Recommender
 
 __all__ = ["DEFAULT_CUTOFF", "METHODS", "EvaluationResult", "evaluate", "format_table"]

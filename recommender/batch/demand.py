@@ -15,11 +15,11 @@ from tqdm import tqdm
 
 from kg.config import Settings
 from kg.store.base import Store
-from recommender.batch import batch_path, stored_demand
+from recommender.batch.run import batch_path, stored_demand
 from recommender.errors import InvalidRequest
-from recommender.gaps import CoverageConfig, analyse_gaps
-from recommender.profile import LEVELS, fetch_profile
-from recommender.snapshot import CatalogueSnapshot, load_snapshot
+from recommender.learner.gaps import CoverageConfig, analyse_gaps
+from recommender.learner.profile import LEVELS, fetch_profile
+from recommender.catalogue.snapshot import CatalogueSnapshot, load_snapshot
 
 __all__ = ["compute_demand", "topic_demand"]
 

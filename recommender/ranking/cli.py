@@ -85,7 +85,7 @@ def batch(k: int, workers: int, limit: int | None, out: Path | None, today: dt.d
     """为全部干部批量推荐，结果存入 SQLite 文件，供接口与课程设计者的需求分析使用。"""
     from kg.config import Settings
     from kg.store import open_store
-    from recommender.batch import run_batch
+    from recommender.batch.run import run_batch
 
     settings = Settings.from_env()
     recommender = _recommender()
@@ -102,7 +102,7 @@ def batch(k: int, workers: int, limit: int | None, out: Path | None, today: dt.d
 @click.option("--cadres", "limit", default=None, type=int, help="只评估前 N 名干部")
 def evaluate(cutoff: dt.datetime | None, k: int, limit: int | None) -> None:
     """离线评估：时间切分，混合推荐对比流行度、向量、图三个基线，打印表格。"""
-    from recommender.evaluate import DEFAULT_CUTOFF, evaluate as run, format_table
+    from recommender.evaluation.evaluate import DEFAULT_CUTOFF, evaluate as run, format_table
 
     recommender = _recommender()
     ids = [n.id for n in recommender.store.nodes("Cadre")]

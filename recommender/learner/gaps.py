@@ -6,7 +6,7 @@ years ago counts half, one taken this year nearly fully.  Hours flow from a cour
 covers and to all their broader topics (``BROADER``), once per topic.
 
 What counts as studied is content, not crediting: a completed course contributes its own hours whether
-or not the platform it was taken on is recognised for 学时 (that is :mod:`recommender.hours`' question),
+or not the platform it was taken on is recognised for 学时 (that is :mod:`recommender.learner.hours`' question),
 a 集中培训 course its recorded hours, and a class its hours spread over the class's courses by their length.
 
 A gap is a required topic whose coverage is below its threshold (``requirements.yaml``: the entry's hours,
@@ -25,8 +25,8 @@ import numpy as np
 
 from recommender.errors import InvalidRequest
 from recommender.labelled import Labelled
-from recommender.profile import LEVELS, CadreProfile, Record, Requirement
-from recommender.snapshot import CatalogueSnapshot
+from recommender.learner.profile import LEVELS, CadreProfile, Record, Requirement
+from recommender.catalogue.snapshot import CatalogueSnapshot
 
 __all__ = ["CoverageConfig", "Gap", "GapReport", "TopicCoverage", "analyse_gaps", "decay", "topic_coverage"]
 

@@ -2,9 +2,9 @@
 
 The ranker needs two things only — a unit vector per snapshot course and a unit vector for a cadre's
 free-text intent — so this module keeps the seam that small.  :class:`SearchVectors` takes them from the
-search engine (:class:`recommender.search.SearchService`, whose persisted faiss index already holds every
+search engine (:class:`recommender.search.service.SearchService`, whose persisted faiss index already holds every
 course); :class:`EncoderVectors` encodes the snapshot's course texts itself with
-:mod:`recommender.embedding` and caches them under ``Settings.home``, for when no search index is open.
+:mod:`recommender.search.embedding` and caches them under ``Settings.home``, for when no search index is open.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from recommender.embedding import encode_passages, encode_queries, load_encoder, resolve_model_source
-from recommender.snapshot import CatalogueSnapshot
+from recommender.search.embedding import encode_passages, encode_queries, load_encoder, resolve_model_source
+from recommender.catalogue.snapshot import CatalogueSnapshot
 
 if TYPE_CHECKING:  # pragma: no cover
     from sentence_transformers import SentenceTransformer

@@ -20,10 +20,10 @@ from typing import ClassVar
 
 import networkx as nx
 
-from recommender.hours import HourReport, estimate_credit
+from recommender.learner.hours import HourReport, estimate_credit
 from recommender.labelled import Labelled
-from recommender.recommend import Suggestion
-from recommender.snapshot import CatalogueSnapshot
+from recommender.ranking.recommend import Suggestion
+from recommender.catalogue.snapshot import CatalogueSnapshot
 
 __all__ = ["MAX_STEPS_PER_MODE", "MIN_STEPS", "LearningPath", "PathStep", "build_path", "hour_targets"]
 

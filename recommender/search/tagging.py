@@ -35,9 +35,9 @@ from scipy.optimize import minimize
 
 from kg.ontology import Ontology
 from kg.readers import read_rows
-from recommender.documents import Document, document_from_row
-from recommender.embedding import encode_passages
-from recommender.search import SearchService
+from recommender.search.documents import Document, document_from_row
+from recommender.search.embedding import encode_passages
+from recommender.search.service import SearchService
 
 __all__ = ["TagIssue", "TopicSuggestion", "TopicTagger", "check_files"]
 

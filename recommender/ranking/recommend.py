@@ -28,10 +28,10 @@ from typing import ClassVar
 import numpy as np
 
 from recommender.errors import InvalidRequest
-from recommender.gaps import Gap, GapReport, decay
+from recommender.learner.gaps import Gap, GapReport, decay
 from recommender.labelled import Labelled
-from recommender.profile import CadreProfile
-from recommender.snapshot import CatalogueSnapshot, Material
+from recommender.learner.profile import CadreProfile
+from recommender.catalogue.snapshot import CatalogueSnapshot, Material
 
 __all__ = ["RankConfig", "Ranker", "Recommendations", "Suggestion", "completed_courses"]
 

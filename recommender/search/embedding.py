@@ -3,7 +3,7 @@
 The service must never download model weights at run time (production hosts
 and CI have no model hub), so every load here is ``local_files_only``. The
 default model is multilingual-e5-small rebuilt on disk by
-``python -m recommender.model_build``; ``GANXUN_MODEL`` may name any other
+``python -m scripts.model_build``; ``GANXUN_MODEL`` may name any other
 sentence-transformers model that is already on disk (a folder, or a name that
 is present in the local Hugging Face cache).
 
@@ -36,7 +36,7 @@ PASSAGE_PROMPT_NAME = "passage"
 #: Batch size used by the encode helpers (a good CPU default for short texts).
 DEFAULT_BATCH_SIZE = 32
 
-_BUILD_HINT = "python -m recommender.model_build"
+_BUILD_HINT = "python -m scripts.model_build"
 
 
 class ModelNotFoundError(RuntimeError):
@@ -47,7 +47,7 @@ def default_model_dir() -> Path:
     """Return the folder of the default model: ``$GANXUN_MODEL_DIR`` or the cache.
 
     This is the single place that resolves the default location; the builder
-    (:mod:`recommender.model_build`) imports it so both always agree.
+    (:mod:`scripts.model_build`) imports it so both always agree.
     """
     override = os.environ.get(MODEL_DIR_ENV, "").strip()
     return Path(override).expanduser() if override else DEFAULT_MODEL_DIR

@@ -3,7 +3,7 @@
 Why a snapshot: the catalogue (courses, materials, the topic scheme) is small and read on every request,
 while cadres and their records grow with the population.  So the catalogue is read from the store once
 into compact arrays and a networkx topic graph, and only a cadre's own records are fetched per request
-(:mod:`recommender.profile`).  Reload it after an import (:func:`load_snapshot` again) — it is immutable.
+(:mod:`recommender.learner.profile`).  Reload it after an import (:func:`load_snapshot` again) — it is immutable.
 
 The topic graph holds two relations: ``BROADER`` (narrower → broader) for the hierarchy through which
 studied hours flow upwards, and ``HAS_PREREQUISITE`` (topic → topic to study first) for ordering.  Their

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recommender.search import SearchFilters, SearchService
+from recommender.search.service import SearchFilters, SearchService
 
 __all__ = ["COURSE_CLASS", "DEFAULT_THRESHOLD", "DuplicatePair", "near_duplicates"]
 

@@ -1,0 +1,1 @@
+"""Work over every cadre at once: batch recommendations and the topic demand designers read."""

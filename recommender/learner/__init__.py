@@ -1,0 +1,1 @@
+"""One cadre's state: their roles' requirements, their records, hours credited by the plan's rules, and gaps."""
