@@ -6,9 +6,8 @@ build or import either lands whole or leaves the store as it was.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
 from tqdm import tqdm
@@ -17,7 +16,7 @@ from kg.model import Edge, Node
 from kg.ontology import Ontology
 from kg.readers import SUPPORTED_SUFFIXES, SourceRow, read_rows
 from kg.store.base import Store, WriteSummary
-from kg.validate import Issue, ValidationResult, validate_rows
+from kg.validate import Issue, LabelsOf, ValidationResult, validate_rows
 
 __all__ = ["BuildFailed", "build_graph", "corpus_files", "import_files", "load_files"]
 
@@ -53,15 +52,18 @@ def corpus_files(paths: Iterable[Path]) -> list[Path]:
 def load_files(
     files: Sequence[Path],
     ontology: Ontology,
-    existing_label: callable = lambda _id: None,
+    existing_label: Callable[[str], str | None] = lambda _id: None,
     default_type: str | None = None,
     progress: bool = False,
+    *,
+    existing_labels: LabelsOf | None = None,
 ) -> ValidationResult:
-    """Read and validate the files together, so references may cross files."""
+    """Read and validate the files together, so references may cross files.  Ids the files do not declare are
+    resolved with ``existing_labels`` in bulk, or else ``existing_label`` (see :func:`kg.validate.validate_rows`)."""
     rows: list[SourceRow] = []
     for path in tqdm(files, desc="读取语料", unit="个文件", disable=not progress):
         rows.extend(read_rows(path, ontology, default_type))
-    return validate_rows(rows, ontology, existing_label)
+    return validate_rows(rows, ontology, existing_label, existing_labels=existing_labels)
 
 
 def build_graph(
@@ -90,13 +92,9 @@ def import_files(
     default_type: str | None = None,
     progress: bool = False,
 ) -> LoadReport:
-    """Merge files into the existing graph; they may refer to nodes already stored."""
-
-    @cache
-    def existing(node_id: str) -> str | None:
-        return store.label_of(node_id)
-
-    result = load_files(files, ontology, existing, default_type, progress)
+    """Merge files into the existing graph; they may refer to nodes already stored, which are looked up with one
+    bulk ``labels_of`` for the whole import."""
+    result = load_files(files, ontology, default_type=default_type, progress=progress, existing_labels=store.labels_of)
     if not result.ok:
         raise BuildFailed(result.issues)
     written = store.write(result.nodes, result.edges, progress=progress)

@@ -28,6 +28,8 @@ from kg.ontology import Ontology
 
 __all__ = [
     "LIBRARY",
+    "META_KEY",
+    "META_LABEL",
     "NODE_LABEL",
     "STORE",
     "TEXT_INDEX",
@@ -40,6 +42,14 @@ __all__ = [
 NODE_LABEL = "GxNode"
 """The store's own label on every node (not an ontology class): one uniqueness constraint over all ids
 enforces the store contract's graph-wide ids and lets an edge find its ends without knowing their class."""
+
+META_LABEL = "_GanxunMeta"
+"""The label of the store's one bookkeeping node, which holds the graph's version stamp.  The leading underscore
+keeps it apart from ontology class names; it never carries :data:`NODE_LABEL`, so no read, count, export or
+clear of the graph sees it."""
+
+META_KEY = "graph"
+"""The ``key`` of the bookkeeping node (unique by constraint, so concurrent first writes make only one)."""
 
 TEXT_INDEX = "gx_text"
 """Name of the full-text index (cjk analyzer) over name and description of non-personal classes."""
@@ -78,6 +88,8 @@ class _Resolver(Mapping[str, str]):
             return "|".join(identifier(n) for n in names)
         if key == "NODE":
             return identifier(NODE_LABEL)
+        if key == "META":
+            return identifier(META_LABEL)
         if key in self.ontology.classes:
             return identifier(key)
         if key in self.ontology.relationship_types:
@@ -151,6 +163,7 @@ STORE: dict[str, NamedQuery] = {
     for q in (
         # schema, created idempotently on connect
         _q("id_constraint", "CREATE CONSTRAINT %_name IF NOT EXISTS FOR (n:%_label) REQUIRE n.id IS UNIQUE"),
+        _q("meta_constraint", "CREATE CONSTRAINT %_name IF NOT EXISTS FOR (m:%META) REQUIRE m.key IS UNIQUE"),
         _q("range_index", "CREATE INDEX %_name IF NOT EXISTS FOR (n:%_label) ON (n.%_prop)"),
         _q(
             "text_index",
@@ -214,8 +227,19 @@ STORE: dict[str, NamedQuery] = {
             """,
         ),
         _q("delete_nodes", "UNWIND $ids AS id MATCH (n:%NODE {id: id}) DETACH DELETE n"),
+        # the version stamp: raised last in every write transaction, so it holds the node's lock only briefly
+        _q(
+            "bump_version",
+            """
+            MERGE (m:%META {key: $key})
+            ON CREATE SET m.version = 0
+            SET m.version = m.version + 1
+            RETURN m.version AS version
+            """,
+        ),
         _q("clear_graph", "MATCH (n:%NODE) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF $batch ROWS"),
         # reads
+        _q("version", "OPTIONAL MATCH (m:%META {key: $key}) RETURN coalesce(m.version, 0) AS version"),
         _q("count_label", "MATCH (n:%_label) RETURN count(n) AS n"),
         _q("count_rel", "MATCH ()-[r:%_rel]->() RETURN count(r) AS n"),
         _q(
@@ -225,6 +249,14 @@ STORE: dict[str, NamedQuery] = {
             MATCH (n:%NODE {id: id})
             WITH n ORDER BY n.id
             RETURN collect({id: n.id, label: [l IN labels(n) WHERE l <> $node_label][0], props: properties(n)}) AS rows
+            """,
+        ),
+        _q(
+            "labels_of",
+            """
+            UNWIND $ids AS id
+            MATCH (n:%NODE {id: id})
+            RETURN collect([n.id, [l IN labels(n) WHERE l <> $node_label][0]]) AS rows
             """,
         ),
         _q(
@@ -253,10 +285,27 @@ STORE: dict[str, NamedQuery] = {
         _q(
             "edges_into",
             """
-            MATCH (a)-[r]->(b:%NODE {id: $dst})
+            UNWIND $ids AS id
+            MATCH (a)-[r]->(b:%NODE {id: id})
             WHERE $type IS NULL OR type(r) = $type
             WITH a.id AS src, type(r) AS type, b.id AS dst, properties(r) AS props ORDER BY src, type, dst
             RETURN collect({src: src, type: type, dst: dst, props: props}) AS rows
+            """,
+        ),
+        _q(
+            "referrers",
+            """
+            UNWIND $ids AS id
+            MATCH (s:%NODE)-[r]->(:%NODE {id: id})
+            WHERE $type IS NULL OR type(r) = $type
+            WITH DISTINCT id, s
+            WITH id, s, COLLECT {
+                MATCH (s)-[o]->(b)
+                RETURN {src: s.id, type: type(o), dst: b.id, props: properties(o)}
+            } AS out
+            ORDER BY id, s.id
+            RETURN collect({dst: id, id: s.id, label: [l IN labels(s) WHERE l <> $node_label][0],
+                            props: properties(s), out: out}) AS rows
             """,
         ),
         _q(

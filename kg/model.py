@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Edge", "Node"]
+__all__ = ["Edge", "Node", "NodeWithEdges"]
 
 
 @dataclass(frozen=True)
@@ -32,3 +32,15 @@ class Edge:
     @property
     def key(self) -> tuple[str, str, str]:
         return (self.src, self.type, self.dst)
+
+
+@dataclass(frozen=True)
+class NodeWithEdges:
+    """A node together with all of its outgoing edges (sorted by ``(src, type, dst)``).
+
+    What :meth:`kg.store.base.Store.referrers` answers: a record-like node (a training record, say) carries its
+    own relations, so a caller needs the node and where it points in the same answer.
+    """
+
+    node: Node
+    edges: list[Edge] = field(default_factory=list, compare=True, hash=False)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,15 +54,24 @@ class ValidationResult:
         return not self.issues
 
 
+LabelsOf = Callable[[Iterable[str]], Mapping[str, str]]
+"""Bulk resolution of ids to their class, like :meth:`kg.store.base.Store.labels_of`: ids it does not know are absent."""
+
+
 def validate_rows(
     rows: Iterable[SourceRow],
     ontology: Ontology,
     existing_label: Callable[[str], str | None] = lambda _id: None,
+    *,
+    existing_labels: LabelsOf | None = None,
 ) -> ValidationResult:
     """Check rows and build the graph they describe.
 
-    ``existing_label`` answers the class of an id already in the store (or among the concept nodes), so
-    that an import may refer to nodes it does not carry itself.
+    References to ids these rows do not declare are resolved before any row is checked, all in one call of
+    ``existing_labels`` (a store's ``labels_of``: one round trip per large chunk of ids, not one per row or per
+    reference, which on Neo4j was the cost of an import).  ``existing_label``, one id at a time, is for an
+    in-memory answer such as the concept nodes' ``dict.get``; it is used only when ``existing_labels`` is not
+    given.
     """
     rows = list(rows)
     issues: list[Issue] = []
@@ -74,10 +83,16 @@ def validate_rows(
         if checked is not None:
             typed.append((row, *checked))
 
+    wanted = sorted(_references(typed) - declared.keys())
+    if existing_labels is None:
+        known = {i: label for i in wanted if (label := existing_label(i)) is not None}
+    else:
+        known = dict(existing_labels(wanted)) if wanted else {}
+
     def label_of(node_id: str) -> str | None:
         if node_id in declared:
             return declared[node_id][0]
-        return existing_label(node_id)
+        return known.get(node_id)
 
     nodes: list[Node] = []
     edges: list[Edge] = []
@@ -89,6 +104,18 @@ def validate_rows(
             nodes.append(Node(node_id, spec.name, props))
             edges.extend(row_edges)
     return ValidationResult(nodes, edges, issues)
+
+
+def _references(typed: Iterable[tuple[SourceRow, ClassSpec, str]]) -> set[str]:
+    """Every id the rows' relation fields name (well-formed or not: checking them is :func:`_check_fields`'s job)."""
+    ids: set[str] = set()
+    for row, spec, _node_id in typed:
+        data = row.data or {}
+        for field in spec.fields.values():
+            if field.is_relation:
+                raw = data.get(field.name)
+                ids.update(v for v in (raw if isinstance(raw, list) else [raw]) if isinstance(v, str))
+    return ids
 
 
 def _check_identity(

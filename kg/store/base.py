@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-from kg.model import Edge, Node
+from kg.model import Edge, Node, NodeWithEdges
 
 __all__ = ["Direction", "Store", "StoreError", "UnsupportedOperation", "WriteSummary"]
 
@@ -48,7 +48,11 @@ class Store(ABC):
     * :meth:`write` is atomic: after an error, or a process killed mid-write, the store holds exactly what
       it held before;
     * reads return plain :class:`Node` / :class:`Edge` values, sorted by id (edges by ``(src, type, dst)``),
-      so that two back ends holding the same graph answer identically.
+      so that two back ends holding the same graph answer identically;
+    * :meth:`version` is a graph version stamp: every committed mutation raises it in the same transaction as
+      the change, so a reader in any process sees a new value exactly when new data is visible, and a rejected
+      or rolled-back write leaves it as it was.  Caches (the recommender's catalogue snapshot, per-request
+      answers) compare it instead of reloading the graph.
     """
 
     name: ClassVar[str]
@@ -105,6 +109,16 @@ class Store(ABC):
         """Edges matching every given end and type, sorted by (src, type, dst)."""
 
     @abstractmethod
+    def version(self) -> int:
+        """The graph's version stamp: a non-negative integer that every committed :meth:`write` (``replace`` builds
+        included), :meth:`delete_nodes` and any other mutation increases, in the same transaction as the change.
+
+        Reads never change it, and a failed write leaves it unchanged.  Only equality and order matter: values
+        are not counts of writes (a back end may skip numbers), and two back ends holding the same graph need
+        not agree on it.  Cheap enough to call on every web request (one single-row read).
+        """
+
+    @abstractmethod
     def node_counts(self) -> dict[str, int]:
         """Number of nodes per label (labels with none are absent)."""
 
@@ -125,6 +139,42 @@ class Store(ABC):
     def get_nodes(self, ids: Iterable[str]) -> list[Node]:
         """Nodes for the ids that exist, sorted by id."""
         return [n for n in (self.get_node(i) for i in sorted(set(ids))) if n is not None]
+
+    def edges_from(self, srcs: Iterable[str], type: str | None = None) -> dict[str, list[Edge]]:
+        """Outgoing edges of many nodes at once: ``{src: edges}`` for every distinct id asked, keys in id order,
+        each list sorted by ``(src, type, dst)`` and limited to ``type`` when given.
+
+        An id with no such edges, or no node at all, maps to ``[]``, so callers index without checking.  This
+        default asks :meth:`edges` once per id; both back ends answer it natively in one query per large chunk,
+        which is what makes fetching the edges of a whole page of nodes one round trip instead of hundreds.
+        """
+        return {src: list(self.edges(src=src, type=type)) for src in sorted(set(srcs))}
+
+    def edges_to(self, dsts: Iterable[str], type: str | None = None) -> dict[str, list[Edge]]:
+        """Incoming edges of many nodes at once: ``{dst: edges}``, with the same contract as :meth:`edges_from`
+        (every distinct id a key in id order, ``[]`` when none, each list sorted by ``(src, type, dst)``)."""
+        return {dst: list(self.edges(dst=dst, type=type)) for dst in sorted(set(dsts))}
+
+    def referrers(self, dsts: Iterable[str], type: str | None = None) -> dict[str, list[NodeWithEdges]]:
+        """The nodes that point at each of ``dsts`` (through an edge of ``type`` when given), each with all of its
+        own outgoing edges: ``{dst: [NodeWithEdges, …]}``.
+
+        Made for records that carry their relations: a cadre's training records point at the cadre
+        (``ofCadre``) and at a course, platform or class, so ``referrers([cadre], "OF_CADRE")`` is the cadre's
+        whole record history in one call.  Every distinct id asked is a key (in id order, ``[]`` when nothing
+        points at it); under each, sources are sorted by id and each source's edges by ``(src, type, dst)``; a
+        source pointing at two asked ids appears under both.  Both back ends answer it in one query (so it is
+        also one consistent reading of the graph); this default composes :meth:`edges_to`, :meth:`get_nodes` and
+        :meth:`edges_from`.
+        """
+        into = self.edges_to(dsts, type)
+        srcs = {e.src for edges in into.values() for e in edges}
+        nodes = {n.id: n for n in self.get_nodes(srcs)}
+        out = self.edges_from(srcs)
+        return {
+            dst: [NodeWithEdges(nodes[s], out[s]) for s in sorted({e.src for e in edges}) if s in nodes]
+            for dst, edges in into.items()
+        }
 
     def label_of(self, node_id: str) -> str | None:
         node = self.get_node(node_id)

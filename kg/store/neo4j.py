@@ -13,6 +13,11 @@
   batch is idempotent (``MERGE``; ``SET`` only where a value differs), which makes a retry or a second sync write
   nothing.  :meth:`Neo4jStore.write` runs its batches in one transaction, which is what makes it atomic; bulk
   copies that need not be atomic use :meth:`Neo4jStore.apply` per batch (see :mod:`kg.sync`).
+* The graph's version stamp lives on one bookkeeping node labelled :data:`kg.cypher.META_LABEL` (not a
+  :data:`~kg.cypher.NODE_LABEL`, so no read, count, export or clear sees it); every write transaction raises it as
+  its last statement, so it changes exactly when that transaction commits.
+* Reads of many ids (``get_nodes``, ``labels_of``, ``edges_from``, ``edges_to``, ``referrers``) are one
+  ``UNWIND $ids`` query per ``batch_size`` ids.
 """
 
 from __future__ import annotations
@@ -30,8 +35,8 @@ from neo4j import exceptions as neo4j_errors
 from tqdm import tqdm
 
 from kg.config import Settings
-from kg.cypher import LIBRARY, NODE_LABEL, STORE, TEXT_INDEX
-from kg.model import Edge, Node
+from kg.cypher import LIBRARY, META_KEY, META_LABEL, NODE_LABEL, STORE, TEXT_INDEX
+from kg.model import Edge, Node, NodeWithEdges
 from kg.ontology import Ontology
 from kg.store.base import Direction, Store, StoreError, WriteSummary
 from kg.store.integrity import check_edges, check_nodes, missing_ends_error
@@ -137,8 +142,9 @@ class Neo4jStore(Store):
         store owns its driver, closes it on :meth:`close` and makes a new one with ``reconnect`` on reopening."""
         if batch_size < 1:
             raise StoreError(f"GANXUN_NEO4J_BATCH 应为正整数，实为 {batch_size}")
-        if NODE_LABEL in ontology.classes:
-            raise StoreError(f"本体中的类『{NODE_LABEL}』与 Neo4j 存储自用的标签重名")
+        for own in (NODE_LABEL, META_LABEL):
+            if own in ontology.classes:
+                raise StoreError(f"本体中的类『{own}』与 Neo4j 存储自用的标签重名")
         self._driver: Driver | None = driver
         self.ontology = ontology
         self.database = database
@@ -253,6 +259,7 @@ class Neo4jStore(Store):
             for prop in sorted(f.name for f in spec.fields.values() if f.datatype == "date"):
                 name = f"gx_{spec.name}_{prop}"
                 statements[name] = self._text("range_index", _name=name, _label=spec.name, _prop=prop)
+        statements["gx_meta_key"] = self._text("meta_constraint", _name="gx_meta_key")
         statements[TEXT_INDEX] = self._text("text_index", _name=TEXT_INDEX, _labels=self.text_labels)
         return statements
 
@@ -314,7 +321,9 @@ class Neo4jStore(Store):
                 summary.nodes_deleted, summary.edges_deleted = sum(counts[0].values()), sum(counts[1].values())
                 keep = {n.id for n in nodes}
                 batch.delete = [i for i in _rows(tx, self._text("all_ids")) if i not in keep]
-            return summary, self._apply(tx, batch, bar.update)
+            changes = self._apply(tx, batch, bar.update)
+            self._bump_version(tx)
+            return summary, changes
 
         try:
             summary, changes = self._write(work)
@@ -329,7 +338,19 @@ class Neo4jStore(Store):
         check_nodes(batch.nodes)
         check_edges(batch.edges)
         self._check_schema_names(batch.nodes, batch.edges)
-        return self._write(self._apply, batch, on_rows)
+
+        def work(tx: ManagedTransaction) -> Counter[str]:
+            changes = self._apply(tx, batch, on_rows)
+            if any(changes.values()):  # a batch the graph already held changes nothing, the stamp included
+                self._bump_version(tx)
+            return changes
+
+        return self._write(work)
+
+    def _bump_version(self, tx: ManagedTransaction) -> None:
+        """Raise the version stamp inside the caller's write transaction (its last statement, see the module
+        docstring); not counted among the changes a write reports."""
+        tx.run(self._text("bump_version"), key=META_KEY).consume()
 
     def _apply(
         self, tx: ManagedTransaction, batch: Batch, on_rows: Callable[[int], Any] | None = None
@@ -429,6 +450,7 @@ class Neo4jStore(Store):
                 counters = tx.run(self._text("delete_nodes"), ids=chunk).consume().counters
                 summary.nodes_deleted += counters.nodes_deleted
                 summary.edges_deleted += counters.relationships_deleted
+            self._bump_version(tx)
             return summary
 
         return self._write(work)
@@ -438,6 +460,7 @@ class Neo4jStore(Store):
         for tests and benchmarks that start from an empty graph, not an atomic operation."""
         with self._errors(), self._session(write=True) as session:
             session.run(self._text("clear_graph"), batch=self.batch_size).consume()
+        self._write(self._bump_version)
 
     # ─── reads ───
     @staticmethod
@@ -463,7 +486,17 @@ class Neo4jStore(Store):
         return sorted(result, key=lambda n: n.id)
 
     def labels_of(self, ids: Iterable[str]) -> dict[str, str]:
-        return {n.id: n.label for n in self.get_nodes(ids)}
+        """Only ids and labels travel back, not properties: validation resolves every reference of an import
+        with this, one query per ``batch_size`` ids."""
+        text = self._text("labels_of")
+        result: dict[str, str] = {}
+        for chunk in _chunks(sorted(set(ids)), self.batch_size):
+            result.update(self._read(_rows, text, ids=chunk, node_label=NODE_LABEL))
+        return result
+
+    def version(self) -> int:
+        """One indexed read of the bookkeeping node (0 before the first write)."""
+        return self._read(lambda tx: tx.run(self._text("version"), key=META_KEY).single(strict=True)["version"])
 
     def nodes(self, label: str | None = None) -> Iterator[Node]:
         """Paged by id (keyset), each page in its own read transaction, so a large graph streams."""
@@ -493,8 +526,7 @@ class Neo4jStore(Store):
         if src is not None:
             yield from self._edges_of([src], type, dst)
         elif dst is not None:
-            text = self._text("edges_into")
-            yield from (self._edge(r) for r in self._read(_rows, text, dst=dst, type=type))
+            yield from self._edges_into([dst], type)
         else:
             for ids in _chunks(self.node_ids(), self.batch_size):
                 yield from self._edges_of(ids, type, None)
@@ -502,6 +534,44 @@ class Neo4jStore(Store):
     def _edges_of(self, ids: list[str], type: str | None, dst: str | None) -> list[Edge]:
         text = self._text("edges_of")
         return [self._edge(r) for r in self._read(_rows, text, ids=ids, type=type, dst=dst)]
+
+    def _edges_into(self, ids: list[str], type: str | None) -> list[Edge]:
+        text = self._text("edges_into")
+        return [self._edge(r) for r in self._read(_rows, text, ids=ids, type=type)]
+
+    def _grouped(
+        self, ids: Iterable[str], fetch: Callable[[list[str]], list[Any]], key: Callable[[Any], str]
+    ) -> dict[str, list[Any]]:
+        """``{id: []}`` for every distinct id, filled from one ``fetch`` per chunk of ``batch_size`` ids."""
+        result: dict[str, list[Any]] = {i: [] for i in sorted(set(ids))}
+        for chunk in _chunks(result, self.batch_size):
+            for item in fetch(chunk):
+                result[key(item)].append(item)
+        return result
+
+    def edges_from(self, srcs: Iterable[str], type: str | None = None) -> dict[str, list[Edge]]:
+        """One ``UNWIND $ids`` query per ``batch_size`` ids (see :meth:`Store.edges_from`)."""
+        return self._grouped(srcs, lambda chunk: self._edges_of(chunk, type, None), key=lambda e: e.src)
+
+    def edges_to(self, dsts: Iterable[str], type: str | None = None) -> dict[str, list[Edge]]:
+        """One ``UNWIND $ids`` query per ``batch_size`` ids; lists sorted by (src, type, dst) as the query returns
+        them (see :meth:`Store.edges_to`)."""
+        return self._grouped(dsts, lambda chunk: self._edges_into(chunk, type), key=lambda e: e.dst)
+
+    def referrers(self, dsts: Iterable[str], type: str | None = None) -> dict[str, list[NodeWithEdges]]:
+        """One query per ``batch_size`` ids, answering each source with its node and all its outgoing edges (see
+        :meth:`Store.referrers`)."""
+        text = self._text("referrers")
+
+        def fetch(chunk: list[str]) -> list[tuple[str, NodeWithEdges]]:
+            rows = self._read(_rows, text, ids=chunk, type=type, node_label=NODE_LABEL)
+            return [
+                (r["dst"], NodeWithEdges(self._node(r), sorted(map(self._edge, r["out"]), key=lambda e: e.key)))
+                for r in rows
+            ]
+
+        grouped = self._grouped(dsts, fetch, key=lambda pair: pair[0])
+        return {dst: [item for _dst, item in pairs] for dst, pairs in grouped.items()}
 
     def _counts(self, tx: ManagedTransaction, query: str, slot: str, names: Iterable[str]) -> dict[str, int]:
         counts = {}
