@@ -8,17 +8,21 @@ sets: the embedded store ranks by FTS5 trigram bm25, Neo4j by Lucene's ``cjk`` a
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from kg.build import build_graph
-from kg.model import Edge, Node
+from kg.build import build_graph, import_files
+from kg.model import Edge, Node, NodeWithEdges
 from kg.ontology import Ontology
 from kg.store import Store, StoreError, WriteSummary
 from kg.store.embedded import EmbeddedStore
+from kg.store.neo4j import Neo4jStore
 from tests.conftest import FIXTURE_CORPUS
-from tests.neo4j_support import open_neo4j
+from tests.neo4j_support import neo4j_settings, open_neo4j
 
 BACKENDS = ["embedded", "neo4j"]
 
@@ -76,6 +80,33 @@ def keys(edges) -> list[tuple[str, str, str]]:
 
 def ids(nodes) -> list[str]:
     return [n.id for n in nodes]
+
+
+def another_reader(store: Store, ontology: Ontology) -> Store:
+    """A second store on the same data with its own connection: another worker process's view."""
+    if isinstance(store, EmbeddedStore):
+        return EmbeddedStore(store.path, text_labels=store.text_labels).open()
+    return Neo4jStore.from_settings(neo4j_settings(), ontology).open()  # its own driver
+
+
+@contextmanager
+def round_trips(store: Store) -> Iterator[list[object]]:
+    """Record each statement sent to SQLite, or each read transaction sent to Neo4j, while the block runs."""
+    calls: list[object] = []
+    if isinstance(store, EmbeddedStore):
+        conn = store._conn()
+        conn.set_trace_callback(calls.append)
+        try:
+            yield calls
+        finally:
+            conn.set_trace_callback(None)
+    else:
+        read = store._read
+        store._read = lambda *args, **kwargs: (calls.append(args), read(*args, **kwargs))[1]
+        try:
+            yield calls
+        finally:
+            del store._read
 
 
 # ─── reads after one write ───
@@ -158,6 +189,203 @@ def test_neighbours_in_each_direction(store_under_test: Store) -> None:
         "topic:c-theory",
     ]
     assert store_under_test.neighbours("nobody:x", direction="both") == []
+
+
+# ─── many ids in one call ───
+def test_edges_from_many_sources_in_one_call(store_under_test: Store) -> None:
+    seeded(store_under_test)
+    asked = ["course:c-1", "class:c-1", "nobody:x", "course:c-1", "topic:c-theory"]
+    with round_trips(store_under_test) as trips:
+        found = store_under_test.edges_from(iter(asked))
+    assert len(trips) == 1
+    assert list(found) == ["class:c-1", "course:c-1", "nobody:x", "topic:c-theory"]
+    assert {src: keys(edges) for src, edges in found.items()} == {
+        "class:c-1": [("class:c-1", "INCLUDES_COURSE", "course:c-1"), ("class:c-1", "INCLUDES_COURSE", "course:c-2")],
+        "course:c-1": [("course:c-1", "COVERS", "topic:c-rural"), ("course:c-1", "TAUGHT_BY", "teacher:c-1")],
+        "nobody:x": [],
+        "topic:c-theory": [],
+    }
+    assert found["class:c-1"] == list(store_under_test.edges(src="class:c-1"))  # properties (ord) included
+    assert store_under_test.edges_from(asked, type="COVERS") == {
+        "class:c-1": [],
+        "course:c-1": [Edge("course:c-1", "COVERS", "topic:c-rural")],
+        "nobody:x": [],
+        "topic:c-theory": [],
+    }
+    assert store_under_test.edges_from([]) == {}
+
+
+def test_edges_to_many_targets_in_one_call(store_under_test: Store) -> None:
+    seeded(store_under_test)
+    with round_trips(store_under_test) as trips:
+        found = store_under_test.edges_to(["topic:c-theory", "topic:c-rural", "nobody:x"])
+    assert len(trips) == 1
+    assert {dst: keys(edges) for dst, edges in found.items()} == {
+        "nobody:x": [],
+        "topic:c-rural": [("course:c-1", "COVERS", "topic:c-rural"), ("teacher:c-1", "EXPERT_IN", "topic:c-rural")],
+        "topic:c-theory": [("course:c-2", "COVERS", "topic:c-theory"), ("topic:c-rural", "RELATED", "topic:c-theory")],
+    }
+    assert list(found) == ["nobody:x", "topic:c-rural", "topic:c-theory"]
+    assert store_under_test.edges_to(["course:c-1", "course:c-2"], type="INCLUDES_COURSE") == {
+        "course:c-1": [Edge("class:c-1", "INCLUDES_COURSE", "course:c-1", {"ord": 2})],
+        "course:c-2": [Edge("class:c-1", "INCLUDES_COURSE", "course:c-2", {"ord": 1})],
+    }
+    assert store_under_test.edges_to([], type="COVERS") == {}
+
+
+def test_referrers_come_with_their_node_and_all_their_outgoing_edges(store_under_test: Store) -> None:
+    seeded(store_under_test)
+    with round_trips(store_under_test) as trips:
+        found = store_under_test.referrers(["topic:c-rural", "nobody:x"], type="COVERS")
+    assert len(trips) == 1
+    assert found == {
+        "nobody:x": [],
+        "topic:c-rural": [NodeWithEdges(COURSE, list(store_under_test.edges(src="course:c-1")))],
+    }
+    # without a type: every source, each once; a source pointing at two asked ids appears under both
+    untyped = store_under_test.referrers(["topic:c-rural", "topic:c-theory"])
+    assert {dst: [(r.node.id, keys(r.edges)) for r in refs] for dst, refs in untyped.items()} == {
+        "topic:c-rural": [
+            ("course:c-1", [("course:c-1", "COVERS", "topic:c-rural"), ("course:c-1", "TAUGHT_BY", "teacher:c-1")]),
+            ("teacher:c-1", [("teacher:c-1", "EXPERT_IN", "topic:c-rural")]),
+        ],
+        "topic:c-theory": [
+            ("course:c-2", [("course:c-2", "COVERS", "topic:c-theory")]),
+            ("topic:c-rural", [("topic:c-rural", "RELATED", "topic:c-theory")]),
+        ],
+    }
+    both = store_under_test.referrers(["course:c-1", "course:c-2"], type="INCLUDES_COURSE")
+    assert both["course:c-1"] == both["course:c-2"] == [NodeWithEdges(KLASS, list(store_under_test.edges(src="class:c-1")))]
+    assert store_under_test.referrers([]) == {}
+
+
+def test_a_cadres_training_records_are_one_round_trip(store_under_test: Store) -> None:
+    """The recommender's and the API's per-request read: a cadre's records with the course or class of each."""
+    platform = Node("platform:c-1", "Platform", {"name": "网络学院"})
+    other = Node("cadre:c-2", "Cadre", {"name": "另一名干部"})
+    records = [
+        Node("record:c-1-001", "TrainingRecord", {"date": "2024-03-01", "completed": True, "mode": "网络自学", "minutes": 90}),
+        Node("record:c-1-002", "TrainingRecord", {"date": "2024-05-09", "completed": False, "mode": "集中培训", "hours": 3}),
+        Node("record:c-2-001", "TrainingRecord", {"date": "2024-06-01", "completed": True, "mode": "集中培训", "hours": 2}),
+    ]
+    links = [
+        Edge("record:c-1-001", "OF_CADRE", "cadre:c-1"),
+        Edge("record:c-1-001", "FOR_COURSE", "course:c-2"),
+        Edge("record:c-1-001", "VIA_PLATFORM", "platform:c-1"),
+        Edge("record:c-1-002", "OF_CADRE", "cadre:c-1"),
+        Edge("record:c-1-002", "FOR_COURSE", "course:c-1"),
+        Edge("record:c-1-002", "IN_CLASS", "class:c-1"),
+        Edge("record:c-2-001", "OF_CADRE", "cadre:c-2"),
+        Edge("record:c-2-001", "FOR_COURSE", "course:c-1"),
+    ]
+    store_under_test.write([*NODES, platform, other, *records], [*EDGES, *links])
+    with round_trips(store_under_test) as trips:
+        history = store_under_test.referrers(["cadre:c-1"], type="OF_CADRE")["cadre:c-1"]
+    assert len(trips) == 1
+    assert [r.node for r in history] == records[:2]
+    assert [{e.type: e.dst for e in r.edges} for r in history] == [
+        {"OF_CADRE": "cadre:c-1", "FOR_COURSE": "course:c-2", "VIA_PLATFORM": "platform:c-1"},
+        {"OF_CADRE": "cadre:c-1", "FOR_COURSE": "course:c-1", "IN_CLASS": "class:c-1"},
+    ]
+    # the native answer equals the base class's default, composed from edges_to, get_nodes and edges_from
+    cadres = ["cadre:c-1", "cadre:c-2"]
+    assert store_under_test.referrers(cadres, type="OF_CADRE") == Store.referrers(store_under_test, cadres, type="OF_CADRE")
+
+
+def test_get_nodes_and_labels_of_are_one_round_trip(store_under_test: Store) -> None:
+    seeded(store_under_test)
+    asked = [n.id for n in NODES] + ["nobody:x"]
+    with round_trips(store_under_test) as trips:
+        assert store_under_test.get_nodes(asked) == sorted(NODES, key=lambda n: n.id)
+        assert store_under_test.labels_of(asked) == {n.id: n.label for n in NODES}
+    assert len(trips) == 2
+
+
+def test_an_import_looks_up_every_stored_reference_in_one_call(
+    store_under_test: Store, ontology: Ontology, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seeded(store_under_test)
+    rows = [
+        {"type": "TrainingRecord", "id": f"record:c-1-{i:03d}", "ofCadre": "cadre:c-1",
+         "forCourse": f"course:c-{i % 2 + 1}", "date": "2024-01-01", "completed": True, "mode": "集中培训"}
+        for i in range(40)
+    ]
+    path = tmp_path / "records.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    asked: list[list[str]] = []
+    labels_of = store_under_test.labels_of
+    monkeypatch.setattr(store_under_test, "labels_of", lambda ids: asked.append(sorted(ids)) or labels_of(ids))
+    monkeypatch.setattr(store_under_test, "label_of", lambda _id: pytest.fail("一次只查一个编号"))
+    report = import_files(store_under_test, [path], ontology)
+    assert asked == [["cadre:c-1", "course:c-1", "course:c-2"]]
+    assert len(report.nodes) == 40 and len(report.edges) == 80
+    assert len(store_under_test.referrers(["cadre:c-1"], type="OF_CADRE")["cadre:c-1"]) == 40
+
+
+# ─── the version stamp ───
+def test_every_kind_of_write_raises_the_version(store_under_test: Store) -> None:
+    seen = [store_under_test.version()]
+
+    def raised() -> bool:
+        seen.append(store_under_test.version())
+        return seen[-1] > seen[-2]
+
+    assert isinstance(seen[0], int) and seen[0] >= 0
+    seeded(store_under_test)
+    assert raised()
+    store_under_test.write([Node("course:c-1", "Course", {"name": "改名"})], [])  # a node replaced
+    assert raised()
+    store_under_test.write([], [Edge("class:c-1", "INCLUDES_COURSE", "course:c-1", {"ord": 5})])  # edges only
+    assert raised()
+    store_under_test.delete_nodes(["teacher:c-1"])
+    assert raised()
+    store_under_test.write([THEORY, RURAL], [Edge("topic:c-rural", "BROADER", "topic:c-theory")], replace=True)
+    assert raised()
+    store_under_test.write([], [], replace=True)
+    assert raised()
+
+
+def test_reads_leave_the_version_alone(store_under_test: Store) -> None:
+    seeded(store_under_test)
+    before = store_under_test.version()
+    store_under_test.get_node("course:c-1"), store_under_test.get_nodes(["course:c-1"]), list(store_under_test.nodes())
+    list(store_under_test.edges()), store_under_test.edges_from(["course:c-1"]), store_under_test.edges_to(["topic:c-rural"])
+    store_under_test.referrers(["topic:c-rural"]), store_under_test.neighbours("course:c-1", direction="both")
+    store_under_test.node_counts(), store_under_test.edge_counts(), store_under_test.labels_of(["course:c-1"])
+    store_under_test.text_search("理论"), store_under_test.text_search("村")
+    assert store_under_test.version() == before == store_under_test.version()
+
+
+def test_a_rejected_write_leaves_the_version_unchanged(store_under_test: Store) -> None:
+    seeded(store_under_test)
+    before = store_under_test.version()
+    with pytest.raises(StoreError, match="关系的端点不存在"):
+        store_under_test.write([Node("course:c-3", "Course")], [Edge("course:c-3", "COVERS", "topic:c-missing")])
+    with pytest.raises(StoreError, match="关系的端点不存在"):
+        store_under_test.write([THEORY], [Edge("course:c-gone", "COVERS", "topic:c-gone")], replace=True)
+    with pytest.raises(StoreError, match="为空值"):
+        store_under_test.write([Node("course:c-bad", "Course", {"rating": None})], [])
+    assert store_under_test.version() == before
+
+
+def test_another_reader_sees_the_new_version_right_after_the_commit(store_under_test: Store, ontology: Ontology) -> None:
+    seeded(store_under_test)
+    other = another_reader(store_under_test, ontology)
+    try:
+        assert other.version() == store_under_test.version()
+        for change in (
+            lambda: store_under_test.write([Node("topic:c-new", "Topic", {"name": "新主题"})], []),
+            lambda: store_under_test.delete_nodes(["topic:c-new"]),
+        ):
+            before = other.version()
+            change()
+            after = other.version()
+            assert after > before and after == store_under_test.version()
+        # and what the other reader sees at that version is the committed data
+        store_under_test.write([Node("topic:c-later", "Topic", {"name": "后来的主题"})], [])
+        assert other.get_node("topic:c-later") == Node("topic:c-later", "Topic", {"name": "后来的主题"})
+    finally:
+        other.close()
 
 
 # ─── write semantics ───

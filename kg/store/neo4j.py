@@ -571,7 +571,7 @@ class Neo4jStore(Store):
             ]
 
         grouped = self._grouped(dsts, fetch, key=lambda pair: pair[0])
-        return {dst: [item for _dst, item in pairs] for dst, pairs in grouped.items()}
+        return {dst: sorted((item for _dst, item in pairs), key=lambda r: r.node.id) for dst, pairs in grouped.items()}
 
     def _counts(self, tx: ManagedTransaction, query: str, slot: str, names: Iterable[str]) -> dict[str, int]:
         counts = {}
