@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from kg.cypher import NODE_LABEL, TEXT_INDEX
+from kg.cypher import META_LABEL, NODE_LABEL, TEXT_INDEX
 from kg.model import Edge, Node
 from kg.ontology import Ontology
 from kg.store import StoreError
@@ -93,3 +93,27 @@ def test_a_write_too_big_for_nothing_else_is_still_one_transaction(neo4j: Neo4jS
         small.write(nodes, [Edge("topic:m00", "RELATED", "topic:zz")])
     assert neo4j.is_empty()
     small.close()
+
+
+def test_the_version_node_is_out_of_the_graphs_sight(neo4j: Neo4jStore) -> None:
+    """One ``_GanxunMeta`` node holds the stamp; no read, count or clear of the graph sees or removes it."""
+    neo4j.write([Node("topic:a", "Topic", {"name": "甲"})], [])
+    version = neo4j.version()
+    meta = neo4j._read(lambda tx: [r.data() for r in tx.run(f"MATCH (m:`{META_LABEL}`) RETURN labels(m) AS l, m.version AS v")])
+    assert meta == [{"l": [META_LABEL], "v": version}]
+    assert list(neo4j.nodes()) == [Node("topic:a", "Topic", {"name": "甲"})]
+    assert neo4j.node_counts() == {"Topic": 1}
+    assert list(neo4j.node_ids()) == ["topic:a"]
+    assert "gx_meta_key" in indexes(neo4j)
+    neo4j.clear()  # a mutation too, though not an atomic one
+    assert neo4j.is_empty() and neo4j.version() > version
+
+
+def test_a_sync_batch_raises_the_version_only_when_it_changes_something(neo4j: Neo4jStore) -> None:
+    batch = Batch(nodes=[Node("topic:a", "Topic", {"name": "甲"})], owners=["topic:a"])
+    before = neo4j.version()
+    neo4j.apply(batch)
+    changed = neo4j.version()
+    assert changed > before
+    assert not any(neo4j.apply(batch).values())  # the stamp's own write is not reported as a change
+    assert neo4j.version() == changed
