@@ -119,14 +119,24 @@ class Recommender:
 
     def hours(self, cadre_id: str, today: dt.date | None = None) -> HourReport:
         day = self.today(today)
-        return hour_report(self.profile(cadre_id, day), self.snapshot, day)
+        return self.hours_for(self.profile(cadre_id, day), day)
 
     def gaps(self, cadre_id: str, today: dt.date | None = None) -> GapReport:
         day = self.today(today)
-        return analyse_gaps(self.profile(cadre_id, day), self.snapshot, day, self.coverage)
+        return self.gaps_for(self.profile(cadre_id, day), day)
+
+    # The ``*_for`` answers take a profile (and its gap report) already fetched, so a caller showing several
+    # answers for one cadre — the web layer's per-request view — reads the cadre once and analyses gaps once.
+    def hours_for(self, profile: CadreProfile, day: dt.date) -> HourReport:
+        return hour_report(profile, self.snapshot, day)
+
+    def gaps_for(self, profile: CadreProfile, day: dt.date) -> GapReport:
+        return analyse_gaps(profile, self.snapshot, day, self.coverage)
 
     def learning_map(self, cadre_id: str, today: dt.date | None = None) -> LearningMap:
-        report = self.gaps(cadre_id, today)
+        return self.learning_map_for(self.gaps(cadre_id, today))
+
+    def learning_map_for(self, report: GapReport) -> LearningMap:
         branches: dict[str, list[TopicCoverage]] = {}
         for item in report.topics:
             branches.setdefault(item.branch, []).append(item)
@@ -139,7 +149,12 @@ class Recommender:
         day = self.today(today)
         intent = self._clean_intent(intent)
         profile = self.profile(cadre_id, day)
-        report = analyse_gaps(profile, self.snapshot, day, self.coverage)
+        return self.recommend_for(profile, self.gaps_for(profile, day), day, k=k, intent=intent)
+
+    def recommend_for(self, profile: CadreProfile, report: GapReport, day: dt.date, k: int = 10,
+                      intent: str | None = None) -> Recommendations:
+        """:meth:`recommend` for a profile and gap report already at hand."""
+        intent = self._clean_intent(intent)
         return self.ranker.rank(profile, report, day, k=k, intent=self.intent_vector(intent), intent_text=intent)
 
     def intent_vector(self, intent: str | None) -> np.ndarray | None:
@@ -151,8 +166,12 @@ class Recommender:
         day = self.today(today)
         intent = self._clean_intent(intent)
         profile = self.profile(cadre_id, day)
-        report = analyse_gaps(profile, self.snapshot, day, self.coverage)
-        hours = hour_report(profile, self.snapshot, day)
+        return self.learning_path_for(profile, self.gaps_for(profile, day), self.hours_for(profile, day), day, intent)
+
+    def learning_path_for(self, profile: CadreProfile, report: GapReport, hours: HourReport, day: dt.date,
+                          intent: str | None = None) -> LearningPath:
+        """:meth:`learning_path` for a profile, gap report and hour report already at hand."""
+        intent = self._clean_intent(intent)
         vector = self.intent_vector(intent)
         targets = hour_targets(hours)
         masks = [credit_mode_mask(self.snapshot, mode) for mode in targets] or [None]
