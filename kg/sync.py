@@ -89,21 +89,33 @@ def sync_graph(
     *,
     progress: bool = False,
     on_phase: Callable[[str, float], Any] | None = None,
+    on_progress: Callable[[int, int], Any] | None = None,
 ) -> SyncReport:
     """Make ``target`` hold exactly ``source``'s graph; see the module docstring for how and why.
 
-    ``on_phase(name, seconds)`` is told as each phase (nodes, stale, edges) ends, for long runs."""
+    ``on_phase(name, seconds)`` is told as each phase (nodes, stale, edges) ends, for long runs;
+    ``on_progress(done, total)`` after each chunk of source nodes and edges written (``total`` is the source's
+    node and edge count; a batch retried after a transient error is not counted twice past it)."""
     phase_done = on_phase or (lambda _name, _seconds: None)
     started = time.perf_counter()
     size = target.batch_size
     report = SyncReport(source.node_counts(), source.edge_counts(), target.node_counts(), target.edge_counts())
     total = sum(report.source_nodes.values()) + sum(report.source_edges.values())
     bar = tqdm(total=total, desc="同步到 Neo4j", unit="条", disable=not progress)
+    written = 0
+
+    def rows(n: int) -> None:
+        nonlocal written
+        written = min(total, written + n)
+        bar.update(n)
+        if on_progress is not None:
+            on_progress(written, total)
+
     try:
         source_ids: set[str] = set()
         clock = time.perf_counter()
         for nodes in _node_batches(source.nodes(), size, source_ids):
-            report.changes += target.apply(Batch(nodes=nodes), bar.update)
+            report.changes += target.apply(Batch(nodes=nodes), rows)
         report.phases["nodes"], clock = time.perf_counter() - clock, time.perf_counter()
         phase_done("nodes", report.phases["nodes"])
         stale = [i for i in target.node_ids() if i not in source_ids]
@@ -114,7 +126,7 @@ def sync_graph(
         with_edges: set[str] = set()
         for owners, edges in _edge_batches(source.edges(), size, with_edges):
             # ends were all upserted above, and the counts are compared at the end
-            report.changes += target.apply(Batch(edges=edges, owners=owners, check_ends=False), bar.update)
+            report.changes += target.apply(Batch(edges=edges, owners=owners, check_ends=False), rows)
         without = sorted(source_ids - with_edges)  # their stale outgoing edges in Neo4j must go too
         for start in range(0, len(without), size):
             report.changes += target.apply(Batch(owners=without[start : start + size]))

@@ -130,8 +130,11 @@ def run_batch(
     progress: bool = True,
     workers: int = 1,
     store_factory: Callable[[], Store] | None = None,
+    on_progress: Callable[[int, int], Any] | None = None,
 ) -> BatchSummary:
-    """Recommend for every cadre (or the given ones) and store the results atomically at ``path``."""
+    """Recommend for every cadre (or the given ones) and store the results atomically at ``path``.
+
+    ``on_progress(done, total)`` is told after each chunk of cadres (64) is stored, for a job's progress bar."""
     if not 1 <= k <= 200:
         raise InvalidRequest(f"k（每人推荐条数）应在 1 到 200 之间，实际为 {k}")
     if workers < 1:
@@ -143,7 +146,7 @@ def run_batch(
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)
     started = time.perf_counter()
-    n_suggestions = 0
+    n_suggestions = n_done = 0
     conn = sqlite3.connect(tmp)
     try:
         conn.executescript(_SCHEMA)
@@ -154,6 +157,9 @@ def run_batch(
                     conn.executemany("INSERT INTO gaps VALUES (?,?,?,?,?,?)", gaps)
                     n_suggestions += len(suggestions)
                 bar.update(len(chunk))
+                n_done += len(chunk)
+                if on_progress is not None:
+                    on_progress(n_done, len(ids))
         seconds = time.perf_counter() - started
         meta = {"today": day.isoformat(), "k": k, "cadres": len(ids), "created": dt.datetime.now().isoformat(timespec="seconds")}
         conn.executemany("INSERT INTO meta VALUES (?, ?)", [(key, json.dumps(v)) for key, v in meta.items()])
