@@ -335,6 +335,32 @@ def test_target_groups_and_domains(roles):
             assert section is not None and SECTION_RE.match(str(section)), f"{local(c)}: {section}"
 
 
+#: Position domains added for issue 12 (roles a cadre actually has), with their Chinese prefLabel.
+ISSUE_12_DOMAINS = {
+    "principal-leadership": "党政主要负责", "national-security": "国家安全",
+    "higher-education-research": "高等教育与科研", "enterprise-finance": "企业财务",
+}
+PLAN_CITATION_RE = re.compile(r"[一二三四五六七八]（[一二三四五六]）|专栏[1-6]")
+
+
+def test_issue_12_domains_are_defined_with_a_plan_citation(roles, requirements):
+    for slug, label in ISSUE_12_DOMAINS.items():
+        c = GXD[slug]
+        assert (c, RDF.type, GX.PositionDomain) in roles, slug
+        assert (GXD.scheme, SKOS.hasTopConcept, c) in roles, slug
+        assert zh_labels(roles, c, SKOS.prefLabel) == [label]
+        definition = zh_labels(roles, c, SKOS.definition)
+        assert len(definition) == 1 and PLAN_CITATION_RE.search(definition[0]), f"{slug}: {definition}"
+        entries = requirements["domains"][f"domain:{slug}"]
+        assert sum(e["level"] == "essential" for e in entries) >= 3, slug
+
+
+def test_every_position_domain_has_requirements_and_is_a_top_concept(roles, requirements):
+    domains = {local(c) for c in roles.subjects(RDF.type, GX.PositionDomain)}
+    assert domains == {local(c) for c in roles.objects(GXD.scheme, SKOS.hasTopConcept)}
+    assert {f"domain:{d}" for d in domains} == set(requirements["domains"])
+
+
 # --------------------------------------------------------------------------------------------
 # requirements.yaml
 # --------------------------------------------------------------------------------------------
