@@ -1,4 +1,5 @@
-"""Administration: users and roles, the audit log, and long jobs (re-index, Neo4j sync) with progress."""
+"""Administration: users and roles, the audit log, and long jobs (re-index, Neo4j sync, batch recommendations)
+with progress, kept in the jobs table every worker shares (``api.jobs``)."""
 
 from __future__ import annotations
 
@@ -6,16 +7,16 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
-from flask import current_app
+from flask import current_app, send_file
 
 from api import fields as f
 from api.accounts import ROLES, AccountError, accounts
 from api.auth import ApiBlueprint, UserSchema, audit, current_user
 from api.errors import fail
 from api.graph import graph
-from api.jobs import JobBusy, Progress, jobs
+from api.jobs import Job, JobBusy, Progress, Work, jobs
 
-__all__ = ["bp", "start_batch", "start_reindex", "start_sync", "sync_available"]
+__all__ = ["JOB_KINDS", "bp", "start_batch", "start_reindex", "start_sync", "sync_available"]
 
 bp = ApiBlueprint("admin", __name__, url_prefix="/api/admin", description="管理：用户与角色、审计日志、重建索引、Neo4j 同步")
 
@@ -63,6 +64,7 @@ class AuditPage(f.Schema):
 class JobSchema(f.Schema):
     id = f.Integer()
     kind = f.String()
+    key = f.String(allow_none=True, metadata={"description": "同一任务的标识：同类、同标识的任务运行中或已完成时不再重复启动"})
     state = f.String(metadata={"description": "running | done | failed"})
     state_name = f.String()
     done = f.Integer()
@@ -70,9 +72,14 @@ class JobSchema(f.Schema):
     percent = f.Float()
     message = f.String()
     result = f.Dict()
+    error = f.String(allow_none=True, metadata={"description": "失败原因"})
+    file = f.String(allow_none=True, metadata={"description": "结果文件名（用 GET /api/admin/jobs/{id}/file 下载）"})
     started_by = f.String(allow_none=True)
-    started = f.String()
-    finished = f.String(allow_none=True)
+    worker = f.String(metadata={"description": "执行任务的进程（主机:进程号）"})
+    started = f.String(metadata={"description": "开始时间（UTC，ISO 8601）"})
+    started_local = f.String(metadata={"description": "开始时间（北京时间）"})
+    finished = f.String(allow_none=True, metadata={"description": "结束时间（UTC，ISO 8601）"})
+    finished_local = f.String(allow_none=True, metadata={"description": "结束时间（北京时间）"})
 
 
 class ReindexOptions(f.Schema):
@@ -144,54 +151,52 @@ def audit_log(args: dict[str, Any]) -> dict[str, Any]:
 
 
 # ─── jobs ───
-def _start(kind: str, work: Any) -> dict[str, Any]:
+#: The administrator's jobs: the name of their route (and page button) → the job kind, one running at a time.
+JOB_KINDS: dict[str, str] = {"reindex": "重建索引", "sync": "Neo4j 同步", "batch": "批量推荐"}
+
+
+def _start(kind: str, work: Work) -> dict[str, Any]:
+    """Submit ``work`` to the shared jobs table; a running job of ``kind`` (in any worker) answers 409."""
     try:
-        job = jobs().start(current_app._get_current_object(), kind, current_user().username, work)
-    except JobBusy:
-        fail(409, "同类任务正在运行，请稍后再试")
+        job = jobs().submit(kind, work, user=current_user().username)
+    except JobBusy as exc:
+        fail(409, f"同类任务正在运行，请稍后再试（任务 {exc.job.id}）", {"kind": [f"「{kind}」任务 {exc.job.id} 正在运行"]})
     audit(f"启动任务：{kind}", f"job:{job.id}")
     return job.to_dict()
 
 
 def start_reindex(rebuild: bool) -> dict[str, Any]:
+    """Bring the search index up to date (or rebuild it) in the background, with progress per encoded batch."""
     g = graph()
     index_dir = Path(current_app.config["INDEX_DIR"])
 
     def work(progress: Progress) -> dict[str, Any]:
         from recommender.search.service import SearchService
 
-        progress(0, 2, "读取目录并编码变化的文本…")
-        service = SearchService.open(g.store, g.settings, ontology=g.ontology, rebuild=rebuild, index_dir=index_dir)
+        last = [0, 0]
+
+        def encoded(done: int, total: int, message: str) -> None:
+            last[:] = [done, total]
+            progress(done, total, message)
+
+        progress(0, 0, "读取目录并编码变化的文本…")
+        service = SearchService.open(g.store, g.settings, ontology=g.ontology, rebuild=rebuild, index_dir=index_dir,
+                                     progress=encoded)
         report = service.last_update
-        progress(2, 2, f"完成：{report.documents} 个文档，新编码 {report.encoded} 个，复用 {report.reused} 个")
+        progress(last[1], last[1], f"完成：{report.documents} 个文档，新编码 {report.encoded} 个，复用 {report.reused} 个")
         g.changed()
         return {k: v for k, v in vars(report).items() if isinstance(v, (int, float, str, bool))}
 
-    return _start("重建索引", work)
+    return _start(JOB_KINDS["reindex"], work)
 
 
 def sync_available() -> bool:
     return importlib.util.find_spec("kg.sync") is not None
 
 
-class _Counting:
-    """The Neo4j store, reporting rows written after each batch (``kg.sync`` writes through ``apply``)."""
-
-    def __init__(self, target: Any, total: int, progress: Progress) -> None:
-        self._target, self._total, self._progress, self._done = target, total, progress, 0
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._target, name)
-
-    def apply(self, batch: Any, on_rows: Any = None) -> Any:
-        changes = self._target.apply(batch, on_rows)
-        self._done = min(self._total, self._done + len(batch.nodes) + len(batch.edges))
-        self._progress(self._done, self._total, f"已写入 {self._done:,} / {self._total:,} 条")
-        return changes
-
-
 def start_sync() -> dict[str, Any]:
-    """Sync the embedded graph to the configured Neo4j in the background (``kg.sync.sync_graph``)."""
+    """Sync the embedded graph to the configured Neo4j in the background (``kg.sync.sync_graph``), with progress
+    per written chunk."""
     if not sync_available():
         fail(503, "Neo4j 同步模块（kg.sync）尚未安装")
     g = graph()
@@ -200,19 +205,21 @@ def start_sync() -> dict[str, Any]:
         from kg.store import open_store
         from kg.sync import sync_graph
 
-        total = sum(g.store.node_counts().values()) + sum(g.store.edge_counts().values())
-        progress(0, total, f"连接 Neo4j（{g.settings.neo4j_uri}）…")
+        progress(0, 0, f"连接 Neo4j（{g.settings.neo4j_uri}）…")
         with open_store("neo4j", g.settings, g.ontology) as target:
-            report = sync_graph(g.store, _Counting(target, total, progress))
+            report = sync_graph(g.store, target,
+                                on_progress=lambda done, total: progress(done, total, f"已写入 {done:,} / {total:,} 条"))
+        total = sum(report.source_nodes.values()) + sum(report.source_edges.values())
         progress(total, total, f"完成：与源图谱{'一致' if report.in_step else '不一致'}，用时 {report.seconds:.1f} 秒")
         return {"in_step": report.in_step, "changes": dict(report.changes), "seconds": round(report.seconds, 2),
                 "nodes": sum(report.after_nodes.values()), "edges": sum(report.after_edges.values())}
 
-    return _start("Neo4j 同步", work)
+    return _start(JOB_KINDS["sync"], work)
 
 
 def start_batch(k: int) -> dict[str, Any]:
-    """Recommend for every cadre in the background (``recommender.batch.run``); designers' demand then reads it."""
+    """Recommend for every cadre in the background (``recommender.batch.run``), with progress per chunk of
+    cadres; designers' demand then reads it."""
     from api.cadres import recommender
     from api.reports import as_of
 
@@ -222,15 +229,15 @@ def start_batch(k: int) -> dict[str, Any]:
     def work(progress: Progress) -> dict[str, Any]:
         from recommender.batch.run import batch_path, run_batch
 
-        cadres = g.store.node_counts().get("Cadre", 0)
-        progress(0, cadres, f"正在为 {cadres:,} 名干部计算推荐…")
-        summary = run_batch(recommender(), k=k, today=day, path=batch_path(g.settings), progress=False)
+        progress(0, 0, "正在载入推荐模型…")
+        summary = run_batch(recommender(), k=k, today=day, path=batch_path(g.settings), progress=False,
+                            on_progress=lambda done, total: progress(done, total, f"已完成 {done:,} / {total:,} 名干部"))
         g.changed()  # demand now comes from the stored results
-        progress(cadres, cadres, f"完成：{summary.cadres:,} 名干部、{summary.suggestions:,} 条推荐，"
-                                 f"每秒 {summary.rate:.0f} 人")
+        progress(summary.cadres, summary.cadres, f"完成：{summary.cadres:,} 名干部、{summary.suggestions:,} 条推荐，"
+                                                 f"每秒 {summary.rate:.0f} 人")
         return {"cadres": summary.cadres, "suggestions": summary.suggestions, "seconds": round(summary.seconds, 2)}
 
-    return _start("批量推荐", work)
+    return _start(JOB_KINDS["batch"], work)
 
 
 class BatchOptions(f.Schema):
@@ -271,8 +278,8 @@ def sync() -> dict[str, Any]:
 @bp.requires("admin")
 @bp.response(200, JobSchema(many=True))
 def list_jobs() -> list[dict[str, Any]]:
-    """后台任务（新的在前）"""
-    return [j.to_dict() for j in jobs().all()]
+    """后台任务（新的在前，最多 100 个；任何一个服务进程都能回答）"""
+    return [j.to_dict() for j in jobs().recent(100)]
 
 
 @bp.route("/jobs/<int:job_id>")
@@ -281,7 +288,25 @@ def list_jobs() -> list[dict[str, Any]]:
 @bp.alt_response(404, response="NOT_FOUND")
 def job_status(job_id: int) -> dict[str, Any]:
     """一个后台任务的进度"""
+    return _job(job_id).to_dict()
+
+
+def _job(job_id: int) -> Job:
+    """The job ``job_id``; aborts with 404 when there is none."""
     job = jobs().get(job_id)
     if job is None:
         fail(404, f"未找到任务 {job_id}")
-    return job.to_dict()
+    return job
+
+
+@bp.route("/jobs/<int:job_id>/file")
+@bp.requires("admin")
+@bp.response(200, content_type="application/octet-stream", description="任务的结果文件")
+@bp.alt_response(404, response="NOT_FOUND")
+def job_file(job_id: int) -> Any:
+    """下载一个后台任务的结果文件（如整图导出）；文件在 GANXUN_HOME 下，任何一个服务进程都能提供"""
+    job = _job(job_id)
+    path = jobs().file_of(job)
+    if path is None:
+        fail(404, f"任务 {job_id} 没有结果文件" if job.file is None else f"任务 {job_id} 的结果文件已不存在")
+    return send_file(path, as_attachment=True, download_name=path.name)

@@ -28,12 +28,13 @@ async function gxPollJob(jobId, bar, text, done) {
   }
 }
 
-async function gxStartJob(url, body, bar, text) {
+async function gxStartJob(url, body, bar, text, done) {
   const response = await fetch(url, {
     method: "POST", credentials: "same-origin",
     headers: { "Content-Type": "application/json" }, body: JSON.stringify(body || {}),
   });
   const job = await response.json();
-  if (!response.ok) { text.textContent = job["错误"] || "启动失败"; return; }
-  gxPollJob(job.id, bar, text);
+  if (!response.ok) { text.textContent = job["错误"] || "启动失败"; return false; }
+  gxPollJob(job.id, bar, text, done);
+  return true;
 }
