@@ -2,18 +2,23 @@
 
 Built by :func:`create_app` the way Flask's tutorial builds ``flaskr``: defaults from the environment, then an
 optional config file under ``GANXUN_HOME``, then the caller's test config; every resource exposes
-``init_app(app)`` and every blueprint is registered here.  Production::
+``init_app(app)`` and every blueprint is registered here.  Production (settings in ``gunicorn.conf.py``:
+gthread workers, each loading its models and indexes after the fork, ready when ``/api/ready`` answers 200)::
 
-    GANXUN_SECRET_KEY=… gunicorn -w 4 -b 127.0.0.1:8000 'api:create_app()'
+    GANXUN_SECRET_KEY=… gunicorn -c gunicorn.conf.py 'api:create_app()'
+
+Every response names the worker process that answered (``X-Ganxun-Worker``) and its time in the app
+(``Server-Timing: app;dur=…``), so load tests and the deployment test can tell workers apart.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
-from flask import Flask
+from flask import Flask, Response, g
 
 from kg.config import Settings
 
@@ -42,6 +47,8 @@ def _defaults(settings: Settings) -> dict[str, Any]:
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": env.get("GANXUN_SECURE_COOKIES", "").lower() in ("1", "true", "yes"),
         "DEVELOPMENT": False,
+        # every request is answered within this many seconds (api.errors.RequestGuard); keep it below gunicorn's timeout
+        "REQUEST_TIMEOUT": float(env.get("GANXUN_REQUEST_TIMEOUT", "20")),
         # OpenAPI (flask-smorest); the browsable docs load Swagger UI from our own static files
         "API_TITLE": "干训 ganxun API",
         "API_VERSION": "1",
@@ -71,12 +78,15 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.json.ensure_ascii = False
     app.json.sort_keys = False
 
-    from api import accounts, auth, errors, graph, jobs
+    from api import accounts, auth, errors, graph, jobs, services
 
+    app.before_request(_start_clock)
+    app.after_request(_stamp)
     accounts.init_app(app)
     graph.init_app(app)
     jobs.init_app(app)
     auth.init_app(app)
+    services.init_app(app)
 
     api = errors.GanxunApi(app)
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
@@ -84,10 +94,24 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     from api import admin, analytics, cadres, catalogue, nominations, search, transfer
 
-    for module in (auth, catalogue, search, cadres, analytics, nominations, transfer, admin):
+    for module in (services, auth, catalogue, search, cadres, analytics, nominations, transfer, admin):
         api.register_blueprint(module.bp)
 
     from api import pages
 
     pages.init_app(app)
+    app.wsgi_app = errors.RequestGuard(app.wsgi_app, app.config["REQUEST_TIMEOUT"])
     return app
+
+
+def _start_clock() -> None:
+    g.ganxun_started = time.perf_counter()
+
+
+def _stamp(response: Response) -> Response:
+    """Name the answering worker and the app's time on every response."""
+    response.headers["X-Ganxun-Worker"] = str(os.getpid())
+    started = g.get("ganxun_started")
+    if started is not None:
+        response.headers["Server-Timing"] = f"app;dur={1000 * (time.perf_counter() - started):.1f}"
+    return response

@@ -1,6 +1,6 @@
 """``python -m api``: run the service for development or a demo, and seed demo accounts.
 
-Production runs under gunicorn instead: ``GANXUN_SECRET_KEY=… gunicorn -w 4 -b 127.0.0.1:8000 'api:create_app()'``.
+Production runs under gunicorn instead: ``GANXUN_SECRET_KEY=… gunicorn -c gunicorn.conf.py 'api:create_app()'``.
 """
 
 from __future__ import annotations
@@ -8,11 +8,8 @@ from __future__ import annotations
 import os
 import secrets
 import sys
-import threading
-import time
 
 import click
-from flask import Flask
 
 __all__ = ["main"]
 
@@ -32,40 +29,24 @@ def main() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="监听地址")
 @click.option("--port", default=8000, show_default=True, type=int, help="端口")
 @click.option("--debug/--no-debug", default=False, help="Flask 调试模式（自动重载）")
-@click.option("--warm/--no-warm", default=True, help="启动后在后台预先载入目录快照、学习需求与检索索引")
+@click.option("--warm/--no-warm", default=True, help="启动后在后台预先载入目录快照、检索索引与编码器、学习需求（/api/ready 随后为 200）")
 def serve(host: str, port: int, debug: bool, warm: bool) -> None:
     """用 werkzeug 开发服务器启动（开发与演示用；生产请用 gunicorn）。"""
     from werkzeug.serving import run_simple
 
     from api import create_app
 
+    from api.services import start_warm_up
+
     app = create_app({"DEVELOPMENT": True, "DEBUG": debug})
     if warm:
-        threading.Thread(target=_warm, args=(app,), name="ganxun-warm", daemon=True).start()
+        start_warm_up(app)
     if not os.environ.get("GANXUN_SECRET_KEY"):
         click.echo("提示：未设置 GANXUN_SECRET_KEY，使用仅供开发的密钥；生产环境必须设置。", err=True)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     click.echo(f"干训服务已启动：http://{shown}:{port}/  （API 文档：http://{shown}:{port}/docs ，按 Ctrl+C 停止）")
     sys.stdout.flush()
     run_simple(host, port, app, threaded=True, use_reloader=debug, use_debugger=debug)
-
-
-def _warm(app: Flask) -> None:
-    """Build the read models the first requests would otherwise wait for (the search index may take minutes
-    on first start: it encodes the catalogue once and is kept under GANXUN_HOME afterwards)."""
-    from api.analytics import topic_demand
-    from api.cadres import recommender
-    from api.search import search_service
-
-    with app.app_context():
-        for name, build in (("目录快照", recommender), ("学习需求", topic_demand), ("检索索引", search_service)):
-            started = time.perf_counter()
-            try:
-                build()
-            except Exception as exc:  # a failed warm-up only means the first request builds it
-                click.echo(f"预载{name}失败：{exc}", err=True)
-            else:
-                click.echo(f"已预载{name}（{time.perf_counter() - started:.1f} 秒）", err=True)
 
 
 @main.command(name="seed-users")

@@ -2,7 +2,9 @@
 reasons, the learning path, and a download of their own records.
 
 A cadre account reads only its own cadre (403 otherwise); administrators read anyone's; designers and
-evaluators, who work with aggregates, read none.  The lookup and its checks live in ``api.graph.get_node``.
+evaluators, who work with aggregates, read none.  The checks live in ``api.graph``; every answer comes from the
+request's :class:`api.services.CadreView` (one profile fetch, one gap analysis), and the recommender's errors
+are mapped to 404 / 422 in ``api.errors``.
 """
 
 from __future__ import annotations
@@ -16,10 +18,9 @@ from flask import Response
 
 from api import fields as f
 from api.auth import ApiBlueprint, audit, current_user
-from api.errors import fail
 from api.graph import get_node, graph
 from api.reports import as_of, report_schema
-from recommender.errors import InvalidRequest, UnknownCadre
+from api.services import CadreView, cadre_view, recommender
 
 __all__ = ["bp", "recommender"]
 
@@ -57,25 +58,9 @@ LearningPath = report_schema("LearningPath", "学习路径：按先修顺序排�
 Records = report_schema("CadreRecords", "本人培训记录")
 
 
-def recommender() -> Any:
-    """The app's recommender over the current graph (rebuilt after the graph changes)."""
-    from recommender.service import Recommender
-    from recommender.catalogue.snapshot import load_snapshot
-
-    g = graph()
-    return g.derived("recommender", lambda: Recommender(
-        load_snapshot(g.store, g.ontology), g.store, vectors_cache=g.settings.home / "recommender"))
-
-
-def answer(cadre_id: str, method: str, **kwargs: Any) -> dict[str, Any]:
-    """Check access to the cadre, then ask the recommender; its input errors become 404 / 422."""
-    get_node(cadre_id, "Cadre")
-    try:
-        return getattr(recommender(), method)(cadre_id, **kwargs).to_dict()
-    except UnknownCadre as exc:
-        fail(404, str(exc))
-    except InvalidRequest as exc:
-        fail(422, str(exc))
+def view(cadre_id: str, args: dict[str, Any]) -> CadreView:
+    """The request's view of the cadre as of ``?date=`` (access checked first)."""
+    return cadre_view(cadre_id, as_of(args.get("date")))
 
 
 def _route(path: str, schema: type, summary: str, query: type = DateQuery, **extra: Any):
@@ -92,27 +77,27 @@ def _route(path: str, schema: type, summary: str, query: type = DateQuery, **ext
 
 @_route("/<path:cadre_id>/hours", Hours, "学时达标情况（含预计期末学时）")
 def hours(args: dict[str, Any], cadre_id: str) -> dict[str, Any]:
-    return answer(cadre_id, "hours", today=as_of(args.get("date")))
+    return view(cadre_id, args).hours.to_dict()
 
 
 @_route("/<path:cadre_id>/gaps", Gaps, "知识缺口")
 def gaps(args: dict[str, Any], cadre_id: str) -> dict[str, Any]:
-    return answer(cadre_id, "gaps", today=as_of(args.get("date")))
+    return view(cadre_id, args).gaps.to_dict()
 
 
 @_route("/<path:cadre_id>/learning-map", LearningMap, "学习地图（要求主题按板块分组，含覆盖率）")
 def learning_map(args: dict[str, Any], cadre_id: str) -> dict[str, Any]:
-    return answer(cadre_id, "learning_map", today=as_of(args.get("date")))
+    return view(cadre_id, args).learning_map.to_dict()
 
 
 @_route("/<path:cadre_id>/recommendations", Recommendations, "推荐课程（附理由）", RecommendQuery)
 def recommendations(args: dict[str, Any], cadre_id: str) -> dict[str, Any]:
-    return answer(cadre_id, "recommend", k=args["k"], intent=args.get("intent"), today=as_of(args.get("date")))
+    return view(cadre_id, args).recommendations(args["k"], args.get("intent")).to_dict()
 
 
 @_route("/<path:cadre_id>/learning-path", LearningPath, "学习路径", PathQuery)
 def learning_path(args: dict[str, Any], cadre_id: str) -> dict[str, Any]:
-    return answer(cadre_id, "learning_path", intent=args.get("intent"), today=as_of(args.get("date")))
+    return view(cadre_id, args).learning_path(args.get("intent")).to_dict()
 
 
 def own_records(cadre_id: str) -> tuple[list[str], list[list[Any]]]:
@@ -180,4 +165,4 @@ def records(args: dict[str, Any], cadre_id: str) -> Any:
 @bp.alt_response(404, response="NOT_FOUND")
 def profile(args: dict[str, Any], cadre_id: str) -> dict[str, Any]:
     """干部画像与学习要求"""
-    return answer(cadre_id, "profile", today=as_of(args.get("date")))
+    return view(cadre_id, args).profile.to_dict()

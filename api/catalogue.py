@@ -136,6 +136,24 @@ def _matches(node: Node, filters: dict[str, Any], related: dict[str, set[str]]) 
     return True
 
 
+class Listing:
+    """One class's nodes for the list routes, read once per graph version (:meth:`api.graph.Graph.derived`):
+    the nodes in id order, their answers, and the casefolded text that ``q`` searches.
+
+    Why: a list request used to read every node of the class from the store and build every answer, so a
+    page of 20 courses cost a full scan; now it filters in memory and slices."""
+
+    def __init__(self, nodes: list[Node], ontology: Ontology) -> None:
+        self.nodes = nodes
+        self.items = [node_dict(n, ontology) for n in nodes]
+        self.texts = [f"{n.props.get('name', '')} {n.props.get('description', '')}".casefold() for n in nodes]
+
+
+def listing(label: str) -> Listing:
+    g = graph()
+    return g.derived(f"listing:{label}", lambda: Listing(list(g.store.nodes(label)), g.ontology))
+
+
 def list_nodes(label: str, args: dict[str, Any]) -> dict[str, Any]:
     g = graph()
     spec = g.ontology.classes[label]
@@ -146,12 +164,11 @@ def list_nodes(label: str, args: dict[str, Any]) -> dict[str, Any]:
         rel = spec.fields[name].rel_type
         related[name] = {e.src for e in g.store.edges(type=rel, dst=args[name])}
     needle = q.casefold() if q else None
-    items = [
-        node_dict(n, g.ontology)
-        for n in g.store.nodes(label)
-        if _matches(n, args, related)
-        and (needle is None or needle in f"{n.props.get('name', '')} {n.props.get('description', '')}".casefold())
-    ]
+    rows = listing(label)
+    if not args and needle is None:
+        return paginate(rows.items, page, per_page)
+    items = [item for node, item, text in zip(rows.nodes, rows.items, rows.texts)
+             if _matches(node, args, related) and (needle is None or needle in text)]
     return paginate(items, page, per_page)
 
 

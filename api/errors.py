@@ -1,13 +1,24 @@
 """One error shape for the whole JSON API, and HTML error pages for the web pages.
 
 Every error on ``/api/…`` is answered with ``{"状态": 422, "错误": "…", "字段": {"page": ["应不小于 1"]}}``
-(``字段`` only when fields are at fault).  Unexpected exceptions become a 500 with no details: the traceback
-goes to the log, never to the client.
+(``字段`` only when fields are at fault).  The domain's own exceptions are mapped to statuses here, in one
+table (:data:`DOMAIN_ERRORS`), so no route catches them: a client's mistake (a bad parameter, an unknown
+cadre, an invalid filter, a rejected import) is a 4xx with the domain's Chinese message; a server fault (a
+solver that ran out of time, an index not built yet, a store that cannot be reached, any unexpected
+exception) is a 5xx whose body carries an ``错误编号`` (uuid) that is also in the log line, never a
+traceback.  :class:`RequestGuard` bounds every request's time, so even under gunicorn a slow request is
+answered with this JSON shape (503) instead of the worker being killed and the client seeing HTML.
 """
 
 from __future__ import annotations
 
+import importlib
+import json
 import logging
+import os
+import threading
+import uuid
+from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import Any
 
@@ -16,7 +27,7 @@ from flask import Response, jsonify, redirect, render_template, request, url_for
 from flask_smorest import Api, abort
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-__all__ = ["API_PREFIX", "ErrorSchema", "GanxunApi", "MESSAGES", "fail", "wants_json"]
+__all__ = ["API_PREFIX", "DOMAIN_ERRORS", "ErrorSchema", "GanxunApi", "MESSAGES", "RequestGuard", "fail", "wants_json"]
 
 API_PREFIX = "/api/"
 log = logging.getLogger(__name__)
@@ -34,6 +45,23 @@ MESSAGES: dict[int, str] = {
     422: "请求参数未通过校验",
     429: "请求过于频繁",
     500: "服务器内部错误",
+    503: "服务暂时不可用，请稍后再试",
+    504: "请求处理超时，请稍后再试",
+}
+
+#: The domain's exceptions (``module:Class``) → HTTP status.  Flask picks the entry of the most specific class
+#: in an exception's MRO, so a subclass listed here wins over its base.  4xx answers carry the exception's
+#: message (Chinese, naming the field); 5xx answers carry an error id and the message is logged.
+DOMAIN_ERRORS: dict[str, int] = {
+    "recommender.errors:UnknownCadre": 404,
+    "recommender.errors:InvalidRequest": 422,
+    "recommender.errors:VocabularyMismatch": 500,
+    "recommender.analytics.errors:AnalyticsError": 422,  # InputError, RuleError: what was given cannot be used
+    "recommender.analytics.errors:SolverError": 503,  # the solver stopped without an answer (time limit)
+    "recommender.search.errors:SearchError": 422,  # an empty query, an unknown mode or filter value
+    "recommender.search.errors:IndexNotReady": 503,  # no usable index on disk yet: an update job must run
+    "kg.build:BuildFailed": 422,
+    "kg.store.base:StoreError": 503,
 }
 
 
@@ -44,6 +72,7 @@ class ErrorSchema(ma.Schema):
     错误 = ma.fields.String(metadata={"description": "错误说明（中文）"})
     字段 = ma.fields.Dict(metadata={"description": "出错的字段及其问题（字段名 → 说明列表）"})
     问题 = ma.fields.List(ma.fields.Dict(), metadata={"description": "导入校验的逐行问题：file、line、field、message"})
+    错误编号 = ma.fields.String(metadata={"description": "服务器端错误（5xx）的编号，与日志中的记录对应"})
 
 
 def wants_json() -> bool:
@@ -82,6 +111,19 @@ class GanxunApi(Api):
     def _register_error_handlers(self) -> None:
         self._app.register_error_handler(HTTPException, self.handle_http_exception)
         self._app.register_error_handler(Exception, self.handle_unexpected)
+        for path, code in DOMAIN_ERRORS.items():
+            module, name = path.split(":")
+            self._app.register_error_handler(getattr(importlib.import_module(module), name), self._domain_handler(code))
+
+    def _domain_handler(self, code: int) -> Callable[[Exception], Any]:
+        def handle(error: Exception) -> Any:
+            if code >= 500:
+                return self._server_fault(code, error)
+            issues = [{"file": i.file, "line": i.line, "field": i.field, "message": i.message}
+                      for i in getattr(error, "issues", ())]
+            return self._answer(code, str(error) or MESSAGES.get(code, ""), None, {}, issues)
+
+        return handle
 
     def handle_http_exception(self, error: HTTPException) -> Any:
         if isinstance(error, InternalServerError) and error.original_exception is not None:
@@ -95,27 +137,35 @@ class GanxunApi(Api):
             message = data.get("message") or MESSAGES.get(code) or HTTPStatus(code).phrase
         headers = {k: v for k, v in error.get_headers() if k in ("Allow", "WWW-Authenticate", "Retry-After")}
         headers.update(data.get("headers") or {})
+        return self._answer(code, message, fields, headers, data.get("issues"))
+
+    def _answer(self, code: int, message: str, fields: dict[str, Any] | None, headers: dict[str, str],
+                issues: list[dict[str, Any]] | None = None, error_id: str | None = None) -> Any:
         if not wants_json():
             return self._html_error(code, message, headers)
         body: dict[str, Any] = {"状态": code, "错误": message}
         if fields:
             body["字段"] = fields
-        if data.get("issues"):
-            body["问题"] = data["issues"]
+        if issues:
+            body["问题"] = issues
+        if error_id:
+            body["错误编号"] = error_id
         response = jsonify(body)
         response.status_code = code
         response.headers.update(headers)
         return response
 
+    def _server_fault(self, code: int, error: Exception) -> Any:
+        """A 5xx: the traceback and an error id go to the log, the id (never the traceback) to the client."""
+        error_id = uuid.uuid4().hex
+        log.error("服务器错误 %s（错误编号 %s）：%s %s", code, error_id, request.method, request.path, exc_info=error)
+        message = MESSAGES[code] if code == 500 else f"{MESSAGES[code]}：{error}"
+        return self._answer(code, message, None, {"Retry-After": "5"} if code == 503 else {}, error_id=error_id)
+
     def handle_unexpected(self, error: Exception) -> Any:
         if isinstance(error, HTTPException):
             return self.handle_http_exception(error)
-        log.exception("未处理的异常：%s %s", request.method, request.path)
-        if not wants_json():
-            return self._html_error(500, MESSAGES[500], {})
-        response = jsonify({"状态": 500, "错误": MESSAGES[500]})
-        response.status_code = 500
-        return response
+        return self._server_fault(500, error)
 
     @staticmethod
     def _html_error(code: int, message: str, headers: dict[str, str]) -> Response | tuple:
@@ -127,3 +177,67 @@ class GanxunApi(Api):
 def fail(code: int, message: str, fields: dict[str, Any] | None = None) -> None:
     """Abort with the shared error shape: a Chinese message and, optionally, the fields at fault."""
     abort(code, message=message, errors=fields or {})
+
+
+class RequestGuard:
+    """WSGI middleware that answers every request within ``seconds``: the app runs in a thread of its own, and
+    if it has not finished in time the client gets a 503 in the shared error shape (JSON on ``/api/``) with an
+    error id that is also logged, while the late work finishes in the background and is discarded.
+
+    Why: gunicorn kills a worker that overruns its timeout and the client sees gunicorn's HTML 500; heavy work
+    belongs in jobs and in worker warm-up, and this guard, set below gunicorn's timeout, makes sure nothing that
+    slipped through can ever produce that page.  ``seconds <= 0`` turns it off.  Responses are buffered (every
+    response here is built in memory); static files are served unguarded."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]], seconds: float) -> None:
+        self.app = app
+        self.seconds = seconds
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if self.seconds <= 0 or environ.get("PATH_INFO", "").startswith("/static/"):
+            return self.app(environ, start_response)
+        outcome: dict[str, Any] = {}
+        done = threading.Event()
+
+        def run() -> None:
+            parts: list[bytes] = []
+
+            def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], Any]:
+                outcome["start"] = (status, headers)
+                return parts.append
+
+            try:
+                body = self.app(environ, capture)
+                try:
+                    parts.extend(body)
+                finally:
+                    getattr(body, "close", lambda: None)()
+                outcome["parts"] = parts
+            except BaseException as exc:  # re-raised in the server's thread, which reports it
+                outcome["error"] = exc
+            finally:
+                done.set()
+
+        threading.Thread(target=run, name="ganxun-request", daemon=True).start()
+        if not done.wait(self.seconds):
+            return self._late(environ, start_response)
+        if "error" in outcome:
+            raise outcome["error"]
+        start_response(*outcome["start"])
+        return outcome["parts"]
+
+    def _late(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        error_id = uuid.uuid4().hex
+        path = environ.get("PATH_INFO", "")
+        log.error("请求超过 %s 秒未完成，已答复 503（错误编号 %s）：%s %s", self.seconds, error_id,
+                  environ.get("REQUEST_METHOD"), path)
+        message = f"请求处理超过 {self.seconds:g} 秒，已中止等待；请稍后再试"
+        headers = [("Retry-After", "5"), ("X-Ganxun-Worker", str(os.getpid()))]
+        if path.startswith(API_PREFIX):
+            body = json.dumps({"状态": 503, "错误": message, "错误编号": error_id}, ensure_ascii=False).encode("utf-8")
+            headers.append(("Content-Type", "application/json"))
+        else:
+            body = f"<!doctype html><meta charset=utf-8><title>503</title><p>{message}（错误编号 {error_id}）</p>".encode()
+            headers.append(("Content-Type", "text/html; charset=utf-8"))
+        start_response("503 SERVICE UNAVAILABLE", [*headers, ("Content-Length", str(len(body)))])
+        return [body]

@@ -1,13 +1,18 @@
-"""The graph store and what is derived from it, one of each per app.
+"""The graph store and what is derived from it, one of each per worker process, all at one graph version.
 
-The store is opened by ``kg.store.open_store`` from the app's settings; derived read models (the
-recommender's catalogue snapshot, the analytics catalogue, the search index) are built lazily on first use and
-dropped whenever the graph changes (:func:`graph_changed`), so a running service picks up an import.
+The store is opened by ``kg.store.open_store`` from the app's settings.  Derived read models (the catalogue
+snapshot, the recommender over it, the search service, the analytics catalogue, the course lists) are built
+lazily, or at worker start by :mod:`api.services`, and cached *for one graph version*: at the start of each
+request :meth:`Graph.refresh` compares ``store.version()`` — bumped by the store in the same transaction as
+every committed write, whichever process wrote — at most every :attr:`Graph.check_interval` seconds, and drops
+every derived model when it moved.  So an import through any worker is seen by every worker within a second,
+and a withdrawn course stops being recommended everywhere, without any worker being told.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -19,26 +24,48 @@ from kg.model import Node
 from kg.ontology import Ontology, load_ontology
 from kg.store import Store, open_store
 
-__all__ = ["Graph", "get_node", "graph", "graph_changed", "init_app"]
+__all__ = ["CHECK_INTERVAL", "Graph", "get_node", "graph", "init_app", "require_reader_of"]
+
+#: Seconds between two version checks in one worker: a write is seen everywhere well within a second, and a
+#: busy worker reads the one-row version stamp a few times a second at most.
+CHECK_INTERVAL = 0.25
 
 
 class Graph:
-    """Store, ontology and cached read models for one app."""
+    """Store, ontology and the read models cached for the current graph version, for one worker process."""
 
-    def __init__(self, settings: Settings, store_name: str | None) -> None:
+    def __init__(self, settings: Settings, store_name: str | None, check_interval: float = CHECK_INTERVAL) -> None:
         self.settings = settings
         self.ontology: Ontology = load_ontology()
         self.store: Store = open_store(store_name, settings, self.ontology)
-        self.generation = 0
-        self._cache: dict[str, Any] = {}
-        self._lock = threading.Lock()  # guards the dicts only
+        self.check_interval = check_interval
+        self.version = self.store.version()
+        self._checked = time.monotonic()
+        self._cache: dict[str, Any] = {}  # name → read model, all for self.version
+        self._lock = threading.Lock()  # guards the dicts and the version only
         self._building: dict[str, threading.Lock] = {}  # one per read model, so a slow one blocks no other
 
-    def derived(self, name: str, build: Callable[[], Any]) -> Any:
-        """The read model ``name`` for the current graph, built once (under its own lock) and cached.
+    def refresh(self, force: bool = False) -> int:
+        """The graph version, read from the store unless read less than :attr:`check_interval` ago (``force``:
+        read now — after this worker's own write, so its next answer already shows it).  When it moved, every
+        derived read model is dropped; each is rebuilt once, on first use, for the new version."""
+        now = time.monotonic()
+        if not force and now - self._checked < self.check_interval:
+            return self.version
+        self._checked = now
+        current = self.store.version()
+        if current != self.version:
+            with self._lock:
+                if current != self.version:
+                    self.version = current
+                    self._cache.clear()
+        return self.version
 
-        A build may use other read models (demand uses the recommender's snapshot).  A model built while the
-        graph changed is returned to its caller but not cached."""
+    def derived(self, name: str, build: Callable[[], Any]) -> Any:
+        """The read model ``name`` for the current graph version, built once under its own lock.
+
+        A build may use other read models (the recommender uses the snapshot).  A model whose build overlapped
+        a version change is returned to its caller but not cached, so the next request builds it afresh."""
         value = self._cache.get(name)
         if value is not None:
             return value
@@ -47,17 +74,19 @@ class Graph:
         with lock:
             value = self._cache.get(name)
             if value is None:
-                generation = self.generation
+                version = self.version
                 value = build()
                 with self._lock:
-                    if generation == self.generation:
+                    if version == self.version:
                         self._cache[name] = value
         return value
 
     def changed(self) -> None:
+        """Drop every derived read model in this worker (after work that changes what they read without writing
+        to the store, such as a batch run's stored results); writes to the store need no call."""
         with self._lock:
-            self.generation += 1
             self._cache.clear()
+            self.version = self.store.version()
 
     @property
     def personal_labels(self) -> frozenset[str]:
@@ -68,17 +97,15 @@ class Graph:
 
 
 def init_app(app: Flask) -> None:
-    """One store per app, from ``GANXUN_*`` settings (``app.config['SETTINGS']``) and ``STORE``."""
-    app.extensions["ganxun.graph"] = Graph(app.config["SETTINGS"], app.config.get("STORE"))
+    """One store per app, from ``GANXUN_*`` settings (``app.config['SETTINGS']``) and ``STORE``; every request
+    first brings the read models to the store's current version."""
+    app.extensions["ganxun.graph"] = Graph(app.config["SETTINGS"], app.config.get("STORE"),
+                                           float(app.config.get("VERSION_CHECK_INTERVAL", CHECK_INTERVAL)))
+    app.before_request(lambda: graph().refresh() and None)
 
 
 def graph() -> Graph:
     return current_app.extensions["ganxun.graph"]
-
-
-def graph_changed() -> None:
-    """Drop every derived read model; call after any write to the store."""
-    graph().changed()
 
 
 def get_node(node_id: str, label: str | None = None) -> Node:
@@ -88,21 +115,26 @@ def get_node(node_id: str, label: str | None = None) -> Node:
     (a cadre or a training record) that the current user may not read: a cadre reads only their own; an
     administrator reads anyone's; designers and evaluators read none.
     """
-    from api.auth import current_user
-
     g = graph()
     node = g.store.get_node(node_id)
     if node is None or (label is not None and node.label != label):
         spec = g.ontology.classes.get(label or "")
         fail(404, f"未找到{spec.label if spec else '节点'}『{node_id}』")
     if node.label in g.personal_labels:
-        user = current_user()
-        owner = node.id if node.label == "Cadre" else _owner_of(node)
-        if user is None:
-            fail(401, "请先登录")
-        if not (user.role == "admin" or (user.role == "cadre" and user.cadre_id == owner)):
-            fail(403, "只能查看本人的培训档案")
+        require_reader_of(node.id if node.label == "Cadre" else _owner_of(node))
     return node
+
+
+def require_reader_of(cadre_id: str | None) -> None:
+    """Abort with 401 / 403 unless the current user may read the personal data of cadre ``cadre_id`` (see
+    :func:`get_node`).  Needs no read of the store, so a page checks access before its one profile fetch."""
+    from api.auth import current_user
+
+    user = current_user()
+    if user is None:
+        fail(401, "请先登录")
+    if not (user.role == "admin" or (user.role == "cadre" and user.cadre_id == cadre_id)):
+        fail(403, "只能查看本人的培训档案")
 
 
 def _owner_of(node: Node) -> str | None:

@@ -1,11 +1,11 @@
 """Semantic search over the catalogue (hybrid: embeddings + BM25, fused), similar items, and near-duplicate
-courses — through ``recommender.search.service.SearchService``, opened once per app and brought up to date with
-the store on first use (re-encoding only changed texts).
+courses — through ``recommender.search.service.SearchService``, held by :func:`api.services.search_service`:
+loaded when the worker starts, reopened over the persisted index after a catalogue change while a job
+re-encodes what changed.  Invalid filters become 422 in ``api.errors``.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from api import fields as f
@@ -13,23 +13,13 @@ from api.auth import ApiBlueprint
 from api.errors import fail
 from api.graph import get_node, graph
 from api.reports import report_schema
+from api.services import search_service
 
 __all__ = ["bp", "run_search", "search_service"]
 
 bp = ApiBlueprint("search", __name__, url_prefix="/api/search", description="语义检索：课程、教材、案例")
 
 MODES = ("hybrid", "dense", "bm25")
-
-
-def search_service() -> Any:
-    """The app's search service (opened lazily; dropped and reopened after the graph changes)."""
-    from flask import current_app
-
-    from recommender.search.service import SearchService
-
-    g = graph()
-    index_dir = Path(current_app.config["INDEX_DIR"])
-    return g.derived("search", lambda: SearchService.open(g.store, g.settings, ontology=g.ontology, index_dir=index_dir))
 
 
 def _choices(class_name: str, field: str) -> list[str]:
@@ -92,17 +82,14 @@ def _hits(service: Any, hits: list[Any]) -> list[dict[str, Any]]:
 
 
 def run_search(args: dict[str, Any]) -> dict[str, Any]:
-    from recommender.search.service import SearchError, SearchFilters
+    from recommender.search.service import SearchFilters
 
     service = search_service()
     filters = SearchFilters(kinds=tuple(args.get("kind") or ()), topics=tuple(args.get("topic") or ()),
                             institutions=tuple(args.get("institution") or ()),
                             delivery_modes=tuple(args.get("delivery") or ()), case_only=args["case_only"],
                             min_hours=args.get("min_hours"), max_hours=args.get("max_hours"))
-    try:
-        hits = service.search(args["q"], filters, k=args["k"], mode=args["mode"])
-    except SearchError as exc:
-        fail(422, str(exc))
+    hits = service.search(args["q"], filters, k=args["k"], mode=args["mode"])
     return {"query": args["q"], "mode": args["mode"], "hits": _hits(service, hits)}
 
 
@@ -122,16 +109,11 @@ def search(args: dict[str, Any]) -> dict[str, Any]:
 @bp.alt_response(404, response="NOT_FOUND")
 def similar(args: dict[str, Any], item_id: str) -> dict[str, Any]:
     """与某课程、教材或案例内容相近的条目"""
-    from recommender.search.service import SearchError
-
     get_node(item_id)
     service = search_service()
     if service.document(item_id) is None:
         fail(404, f"『{item_id}』不在检索索引中（只收录课程、教材与案例）")
-    try:
-        hits = service.similar_to(item_id, k=args["k"])
-    except SearchError as exc:
-        fail(422, str(exc))
+    hits = service.similar_to(item_id, k=args["k"])
     return {"query": item_id, "mode": "dense", "hits": _hits(service, hits)}
 
 

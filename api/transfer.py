@@ -3,7 +3,9 @@
 Import takes JSONL, CSV or XLSX uploads and merges them through ``kg.build.import_files``: everything is
 validated first and every problem is answered row by row (file, line, field, what was expected); nothing is
 written unless all files pass.  Export gives the graph as Turtle or JSON-LD, or one table per class as CSV
-or XLSX with the field names as header, which the importer reads back.
+or XLSX with the field names as header, which the importer reads back.  One class is exported in the request;
+the whole graph (every class, maybe every cadre's records) is written by a job, whose file any worker serves
+(``GET /api/admin/jobs/<id>/file``).
 """
 
 from __future__ import annotations
@@ -15,15 +17,16 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from flask import Response, request
+from flask import Response, jsonify, request, url_for
 from flask_smorest import abort
 from werkzeug.datastructures import FileStorage
 from werkzeug.utils import secure_filename
 
 from api import fields as f
-from api.auth import ApiBlueprint, audit
+from api.auth import ApiBlueprint, audit, current_user
 from api.errors import fail
-from api.graph import graph, graph_changed
+from api.graph import graph
+from api.jobs import JobBusy, jobs
 from kg.build import BuildFailed, import_files
 from kg.model import Edge, Node
 from kg.ontology import ClassSpec, Ontology
@@ -105,7 +108,7 @@ def import_uploads(uploads: list[FileStorage], default_type: str | None) -> dict
                       for i in exc.issues]
             audit("导入被拒绝", None, files=list(shown.values()), problems=len(issues))
             raise ImportRejected(f"校验未通过：{len(issues)} 个问题；未写入任何数据", issues=issues) from None
-    graph_changed()
+    g.refresh(force=True)  # this worker answers from the new version at once; the others within a second
     audit("导入", None, files=list(shown.values()), nodes=len(report.nodes), edges=len(report.edges))
     return {"files": list(shown.values()), "nodes": len(report.nodes), "edges": len(report.edges)}
 
@@ -189,12 +192,56 @@ MEDIA = {
 }
 
 
+#: The job kind of whole-graph exports (one at a time; the same export of the same graph version is one job).
+EXPORT_JOB = "整图导出"
+
+
+def _render(fmt: str, spec: ClassSpec | None, nodes: list[Node], edges: list[Edge], include_personal: bool) -> bytes:
+    """The export's bytes: RDF of the selection, or its tables (one class as CSV; every class as XLSX sheets)."""
+    g = graph()
+    if fmt in FORMATS:
+        return serialize(graph_to_rdf(nodes, edges, g.ontology), fmt).encode("utf-8")
+    classes = [spec] if spec else [c for c in g.ontology.classes.values()
+                                    if c.concept_scheme is None and (include_personal or not c.personal)]
+    tables = {c.label: class_table(c, [n for n in nodes if n.label == c.name], edges) for c in classes}
+    return _csv(next(iter(tables.values()))) if fmt == "csv" else _xlsx(tables)
+
+
+def _export_job(fmt: str, include_personal: bool) -> Response:
+    """Submit the whole-graph export as a job (202 with the job; its file at ``/api/admin/jobs/<id>/file``)."""
+    g = graph()
+    suffix = MEDIA[fmt][1]
+
+    def work(progress: Any) -> Path:
+        progress(0, 2, "正在读取整个图谱…")
+        nodes, edges = _selection(g.ontology, None, include_personal)
+        progress(1, 2, f"正在写出 {len(nodes):,} 个节点、{len(edges):,} 条关系…")
+        path = jobs().output_path(EXPORT_JOB, f".{suffix}")
+        path.write_bytes(_render(fmt, None, nodes, edges, include_personal))
+        progress(2, 2, f"完成：{len(nodes):,} 个节点、{len(edges):,} 条关系")
+        return path
+
+    key = f"{fmt}:{'personal' if include_personal else 'catalogue'}:v{g.version}"
+    try:
+        job = jobs().submit(EXPORT_JOB, work, key=key, user=current_user().username)
+    except JobBusy as exc:
+        fail(409, f"另一个整图导出正在进行（任务 {exc.job.id}），请稍后再试", {"format": [f"任务 {exc.job.id} 完成后再导出"]})
+    if include_personal:
+        audit("导出个人数据", None, format=fmt, job=job.id)
+    response = jsonify(job.to_dict())
+    response.status_code = 202
+    response.headers["Location"] = url_for("admin.job_status", job_id=job.id)
+    return response
+
+
 @bp.route("/export")
 @bp.requires("admin")
 @bp.arguments(ExportQuery, location="query")
-@bp.response(200, content_type="application/octet-stream", description="导出的文件")
+@bp.response(200, content_type="application/octet-stream", description="导出的文件（指定 type 时）")
+@bp.alt_response(202, description="整图导出已作为后台任务开始：返回任务；完成后从 GET /api/admin/jobs/{id}/file 下载")
 def export(args: dict[str, Any]) -> Response:
-    """导出图谱：Turtle / JSON-LD（含 schema.org 术语），或按类导出 CSV / XLSX（可再导入）"""
+    """导出图谱：某一类（type）当即返回 Turtle / JSON-LD（含 schema.org 术语）/ CSV / XLSX（可再导入）；
+    不指定 type 时整图导出在后台进行，返回任务（202）"""
     g = graph()
     fmt = args["format"]
     spec = _check_type(g.ontology, args.get("type"))
@@ -202,19 +249,14 @@ def export(args: dict[str, Any]) -> Response:
         fail(422, "个人数据需明确要求导出", {"include_personal": ["导出干部或培训记录时应为 true"]})
     if fmt == "csv" and spec is None:
         fail(422, "CSV 一次只导出一类", {"type": ["format=csv 时必填"]})
+    if spec is None:
+        return _export_job(fmt, args["include_personal"])
     nodes, edges = _selection(g.ontology, spec, args["include_personal"])
-    if fmt in FORMATS:
-        body: bytes = serialize(graph_to_rdf(nodes, edges, g.ontology), fmt).encode("utf-8")
-    else:
-        classes = [spec] if spec else [c for c in g.ontology.classes.values()
-                                        if c.concept_scheme is None and (args["include_personal"] or not c.personal)]
-        tables = {c.label: class_table(c, [n for n in nodes if n.label == c.name], edges) for c in classes}
-        body = _csv(next(iter(tables.values()))) if fmt == "csv" else _xlsx(tables)
+    body = _render(fmt, spec, nodes, edges, args["include_personal"])
     media, suffix = MEDIA[fmt]
-    name = f"ganxun-{spec.name if spec else 'graph'}.{suffix}"
     if args["include_personal"]:
-        audit("导出个人数据", spec.name if spec else None, format=fmt, nodes=len(nodes))
+        audit("导出个人数据", spec.name, format=fmt, nodes=len(nodes))
     return Response(body, mimetype=media.split(";")[0], headers={
-        "Content-Disposition": f'attachment; filename="{name}"',
+        "Content-Disposition": f'attachment; filename="ganxun-{spec.name}.{suffix}"',
         "Content-Type": media,
     })

@@ -136,7 +136,10 @@ def test_csv_export_reimports_unchanged(admin, app) -> None:
 def test_personal_export_needs_consent_and_is_audited(admin) -> None:
     refused = admin("GET", "/api/admin/export", query_string={"format": "xlsx", "type": "Cadre"})
     assert refused.status_code == 422 and "include_personal" in refused.json["字段"]
-    xlsx = admin("GET", "/api/admin/export", query_string={"format": "xlsx", "include_personal": "true"})
+    started = admin("GET", "/api/admin/export", query_string={"format": "xlsx", "include_personal": "true"})
+    assert started.status_code == 202  # the whole graph is exported by a job
+    assert _wait(admin, started.json["id"])["state"] == "done"
+    xlsx = admin("GET", f"/api/admin/jobs/{started.json['id']}/file")
     book = load_workbook(io.BytesIO(xlsx.data))
     assert "干部" in book.sheetnames and "培训记录" in book.sheetnames
     log = admin("GET", "/api/admin/audit", query_string={"action": "导出个人数据"}).json
@@ -246,7 +249,10 @@ def test_unexpected_error_is_500_without_details(app, client) -> None:
         raise RuntimeError("secret internals")
 
     response = client.get("/api/boom")
-    assert response.status_code == 500 and response.json == {"状态": 500, "错误": "服务器内部错误"}
+    body = dict(response.json)
+    error_id = body.pop("错误编号")  # the same id is in the log line, for whoever investigates
+    assert response.status_code == 500 and body == {"状态": 500, "错误": "服务器内部错误"}
+    assert len(error_id) == 32 and int(error_id, 16) >= 0 and "secret" not in response.get_data(as_text=True)
 
 
 def test_production_needs_a_secret_key(tmp_path, monkeypatch) -> None:

@@ -15,7 +15,7 @@ from tests.test_api_support import (  # noqa: F401  (fixtures)
 
 SAMPLE_ARGS = {"node_id": "course:t-online", "cadre_id": "cadre:t-001", "user_id": "1", "job_id": "1",
                "item_id": "course:t-online", "topic_id": "topic:theory"}
-PUBLIC = {("POST", "/api/auth/token")}
+PUBLIC = {("POST", "/api/auth/token"), ("GET", "/api/ready")}  # the readiness probe answers load balancers
 
 #: The access policy, written out by hand: blueprint (or endpoint) → roles allowed.  Everything under
 #: /api/ not listed here is open to every logged-in role.

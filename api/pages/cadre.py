@@ -1,5 +1,8 @@
 """A cadre's pages: hour progress per rule with the projection to the period's end, knowledge gaps,
-recommendations with their reasons, the learning path, the learning map chart, and search (for everyone)."""
+recommendations with their reasons, the learning path, the learning map chart, and search (for everyone).
+
+Each page takes its answers from the request's :class:`api.services.CadreView`, so the overview — profile,
+hours, gaps, recommendations and path — reads the cadre once and analyses the gaps once."""
 
 from __future__ import annotations
 
@@ -8,10 +11,9 @@ from typing import Any
 from flask import Blueprint, render_template, request
 
 from api.auth import current_user
-from api.cadres import answer
-from api.graph import get_node
 from api.pages import page
 from api.reports import as_of
+from api.services import cadre_view
 
 __all__ = ["bp"]
 
@@ -32,17 +34,16 @@ def overview() -> Any:
     cadre_id = _cadre_id()
     if cadre_id is None:
         return render_template("cadre/choose.html", target="cadre.overview")
-    get_node(cadre_id, "Cadre")
-    day = as_of(None)
+    view = cadre_view(cadre_id, as_of(None))
     intent = (request.args.get("intent") or "").strip()[:200] or None
     return render_template(
         "cadre/overview.html",
         cadre_id=cadre_id,
-        profile=answer(cadre_id, "profile", today=day),
-        hours=answer(cadre_id, "hours", today=day),
-        gaps=answer(cadre_id, "gaps", today=day),
-        recs=answer(cadre_id, "recommend", k=8, intent=intent, today=day),
-        path=answer(cadre_id, "learning_path", today=day),
+        profile=view.profile.to_dict(),
+        hours=view.hours.to_dict(),
+        gaps=view.gaps.to_dict(),
+        recs=view.recommendations(8, intent).to_dict(),
+        path=view.learning_path().to_dict(),
         intent=intent or "",
     )
 
@@ -53,8 +54,7 @@ def learning_map() -> Any:
     cadre_id = _cadre_id()
     if cadre_id is None:
         return render_template("cadre/choose.html", target="cadre.learning_map")
-    get_node(cadre_id, "Cadre")
-    data = answer(cadre_id, "learning_map", today=as_of(None))
+    data = cadre_view(cadre_id, as_of(None)).learning_map.to_dict()
     return render_template("cadre/map.html", cadre_id=cadre_id, data=data)
 
 

@@ -1,0 +1,283 @@
+"""The service layer the JSON routes and the pages share: the read models of one worker, their warm-up, the
+readiness probe, and a per-request view of one cadre.
+
+Why a layer: the routes and the pages ask the same questions (a cadre's profile, hours, gaps,
+recommendations, path; a search), and each answer rests on read models that are expensive to build (the
+catalogue snapshot, the search index and its encoder).  Here they are built once per graph version
+(:mod:`api.graph`), loaded when a worker starts (:func:`start_warm_up`, called from gunicorn's
+``post_worker_init`` and by ``python -m api serve``) rather than inside a request, and kept fresh without
+heavy work in a request: after a catalogue change a worker reopens the persisted search index at once and
+leaves the re-encoding to a job (:func:`submit_index_update`).  :class:`CadreView` fetches a cadre's profile
+once and analyses gaps once per request, however many answers a page shows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, current_app, g
+
+from api import fields as f
+from api.auth import ApiBlueprint
+from api.graph import graph, require_reader_of
+
+__all__ = ["CadreView", "Readiness", "bp", "cadre_view", "init_app", "readiness", "recommender", "search_service",
+           "snapshot", "start_warm_up", "submit_index_update", "warm_up"]
+
+log = logging.getLogger(__name__)
+
+bp = ApiBlueprint("service", __name__, url_prefix="/api", description="服务状态")
+
+#: The readiness probe's answer while a worker is still loading (also the body load balancers see).
+LOADING = "服务正在加载模型与索引…"
+#: The job kind that brings the search index in line with the graph after a change.
+INDEX_JOB = "更新检索索引"
+
+
+# ─── read models, one of each per graph version ───
+def snapshot() -> Any:
+    """The catalogue snapshot for the current graph version (:mod:`recommender.catalogue.snapshot`)."""
+    from recommender.catalogue.snapshot import load_snapshot
+
+    gr = graph()
+    return gr.derived("snapshot", lambda: load_snapshot(gr.store, gr.ontology))
+
+
+def recommender() -> Any:
+    """The recommender over the current snapshot; a free-text intent is scored with the search service's
+    vectors and encoder (loaded at worker start), so an intent never loads a model inside a request."""
+    from recommender.service import Recommender
+
+    gr = graph()
+    return gr.derived("recommender", lambda: Recommender(snapshot(), gr.store, search=_CurrentSearchVectors(snapshot())))
+
+
+class _CurrentSearchVectors:
+    """Course and query vectors from this worker's current search service and index generation.
+
+    The search service installs a new generation when an update job (in any worker) saves one, while the
+    snapshot stays; so the course vectors are rebuilt for each generation instead of keeping the first.
+    Courses not yet in the index score zero until the update job has encoded them."""
+
+    def __init__(self, catalogue: Any) -> None:
+        self._snapshot = catalogue
+        self._vectors: Any = None
+        self._made_for: tuple[Any, str | None] | None = None
+
+    def _current(self) -> Any:
+        from recommender.ranking.semantic import SearchVectors
+
+        service = search_service()
+        made_for = (service, service.generation)
+        if self._made_for != made_for:
+            self._vectors, self._made_for = SearchVectors(service, self._snapshot), made_for
+        return self._vectors
+
+    def course_vectors(self) -> Any:
+        return self._current().course_vectors()
+
+    def encode_query(self, text: str) -> Any:
+        return self._current().encode_query(text)
+
+
+def search_service() -> Any:
+    """The search service over the current snapshot, sharing the worker's one encoder.
+
+    Before the worker is warm (and in tests and commands, which never warm) it is opened with an update, which
+    encodes only what changed since the index was saved.  Once warm, a graph change reopens it over the index
+    on disk at once — items deleted since are left out, new ones are found once encoded — and, when the store
+    has moved on from the index, submits the update job; when that job saves a new generation every worker's
+    service installs it on its next query."""
+    from recommender.search.service import SearchService
+
+    gr = graph()
+    index_dir = Path(current_app.config["INDEX_DIR"])
+    warm = readiness().state == "ready"
+
+    def build() -> Any:
+        service = SearchService.open(gr.store, gr.settings, snapshot=snapshot(), ontology=gr.ontology,
+                                     index_dir=index_dir, update=not warm)
+        if warm and service.stale:
+            submit_index_update()
+        return service
+
+    return gr.derived("search", build)
+
+
+def submit_index_update() -> Any:
+    """Bring the search index in line with the graph in a job — one per graph version, whichever worker asks
+    first; a job already running for an earlier version catches up before it ends, so a second is not needed.
+    Returns the job, or None when one was already running."""
+    from recommender.search.service import SearchService
+
+    from api.jobs import JobBusy, jobs
+
+    gr = graph()
+    index_dir = Path(current_app.config["INDEX_DIR"])
+
+    def work(progress: Any) -> dict[str, Any]:
+        while True:  # until the index covers a version that is still the store's when the update ends
+            version = gr.store.version()
+            service = SearchService.open(gr.store, gr.settings, ontology=gr.ontology, index_dir=index_dir,
+                                         progress=progress)
+            if gr.store.version() == version:
+                break
+        report = service.last_update
+        return {k: v for k, v in vars(report).items() if isinstance(v, (int, float, str, bool))}
+
+    try:
+        return jobs().submit(INDEX_JOB, work, key=f"v{gr.version}")
+    except JobBusy:
+        return None
+
+
+# ─── warm-up and readiness ───
+@dataclass
+class Readiness:
+    """What this worker has loaded: ``idle`` (no warm-up asked: models load on first use, as in tests),
+    ``warming``, ``ready`` or ``failed``; each loaded part with its seconds."""
+
+    state: str = "idle"
+    loaded: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+
+def readiness(app: Flask | None = None) -> Readiness:
+    app = app or current_app._get_current_object()
+    return app.extensions.setdefault("ganxun.readiness", Readiness())
+
+
+def _warm_steps() -> list[tuple[str, Any]]:
+    """The parts a worker loads before it answers ready, in order (later ones use earlier ones)."""
+    from api.analytics import analytics_catalogue, topic_demand
+
+    return [
+        ("目录快照", snapshot),
+        ("检索索引与编码器", lambda: search_service().warm()),
+        ("推荐器与意向向量", lambda: recommender().intent_vector("提高政治能力")),
+        ("分析目录", analytics_catalogue),
+        ("学习需求", topic_demand),
+    ]
+
+
+def warm_up(app: Flask) -> Readiness:
+    """Load every read model and the encoder now, in this thread; readiness says how far it got."""
+    state = readiness(app)
+    with app.app_context():
+        graph().refresh(force=True)
+        for name, build in _warm_steps():
+            started = time.perf_counter()
+            try:
+                build()
+            except Exception as exc:  # reported by /api/ready; the part is built again on first use
+                log.exception("预载%s失败", name)
+                state.state, state.error = "failed", f"预载{name}失败：{exc}"
+                return state
+            state.loaded[name] = round(time.perf_counter() - started, 3)
+            log.info("已预载%s（%.1f 秒）", name, state.loaded[name])
+    state.state = "ready"
+    return state
+
+
+def start_warm_up(app: Flask) -> threading.Thread | None:
+    """Warm ``app`` in a background thread of this worker (once; a second call does nothing) — after gunicorn
+    forks it, so the encoder's OpenMP threads are never forked."""
+    state = readiness(app)
+    with state.lock:
+        if state.state != "idle":
+            return None
+        state.state = "warming"
+    thread = threading.Thread(target=warm_up, args=(app,), name="ganxun-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
+class ReadySchema(f.Schema):
+    状态 = f.Integer()
+    进程 = f.Integer(metadata={"description": "应答的工作进程号"})
+    图谱版本 = f.Integer()
+    已加载 = f.Dict(metadata={"description": "已加载的部分 → 用时（秒）"})
+
+
+@bp.route("/ready")
+@bp.response(200, ReadySchema)
+@bp.alt_response(503, response="SERVICE_UNAVAILABLE")
+def ready() -> Any:
+    """就绪探针：本工作进程的模型与索引加载完毕时 200（含图谱版本），加载中或失败时 503（无需登录）"""
+    import os
+
+    from api.errors import fail
+
+    state = readiness()
+    if state.state == "failed":
+        fail(503, state.error or LOADING)
+    if state.state != "ready":
+        fail(503, LOADING)
+    return {"状态": 200, "进程": os.getpid(), "图谱版本": graph().version, "已加载": dict(state.loaded)}
+
+
+# ─── one cadre, one request ───
+class CadreView:
+    """One cadre's answers for one request, each computed at most once: one profile fetch (one read of the
+    cadre and their records) and one gap analysis, whichever answers a route or page shows.
+
+    Built by :func:`cadre_view`, which checks access first (401 / 403, without reading the store); an unknown
+    cadre surfaces as :class:`recommender.errors.UnknownCadre` on first use (404, :mod:`api.errors`)."""
+
+    def __init__(self, cadre_id: str, day: dt.date) -> None:
+        self.cadre_id = cadre_id
+        self.day = day
+        self.recommender = recommender()
+        self._recommendations: dict[tuple[int, str | None], Any] = {}
+        self._paths: dict[str | None, Any] = {}
+
+    @cached_property
+    def profile(self) -> Any:
+        return self.recommender.profile(self.cadre_id, self.day)
+
+    @cached_property
+    def hours(self) -> Any:
+        return self.recommender.hours_for(self.profile, self.day)
+
+    @cached_property
+    def gaps(self) -> Any:
+        return self.recommender.gaps_for(self.profile, self.day)
+
+    @cached_property
+    def learning_map(self) -> Any:
+        return self.recommender.learning_map_for(self.gaps)
+
+    def recommendations(self, k: int = 10, intent: str | None = None) -> Any:
+        if (k, intent) not in self._recommendations:
+            self._recommendations[k, intent] = self.recommender.recommend_for(self.profile, self.gaps, self.day,
+                                                                              k=k, intent=intent)
+        return self._recommendations[k, intent]
+
+    def learning_path(self, intent: str | None = None) -> Any:
+        if intent not in self._paths:
+            self._paths[intent] = self.recommender.learning_path_for(self.profile, self.gaps, self.hours, self.day,
+                                                                     intent)
+        return self._paths[intent]
+
+
+def cadre_view(cadre_id: str, day: dt.date) -> CadreView:
+    """The request's view of ``cadre_id`` as of ``day`` (kept on ``flask.g``), after the access check."""
+    require_reader_of(cadre_id)
+    views: dict[tuple[str, dt.date], CadreView] = g.setdefault("ganxun_cadre_views", {})
+    if (cadre_id, day) not in views:
+        views[cadre_id, day] = CadreView(cadre_id, day)
+    return views[cadre_id, day]
+
+
+def init_app(app: Flask) -> None:
+    """Readiness starts ``idle``: a worker warms up only when its server asks (:func:`start_warm_up`)."""
+    readiness(app)
+
