@@ -31,10 +31,10 @@ MEDIA = {"csv": "text/csv; charset=utf-8", "xlsx": "application/vnd.openxmlforma
 
 
 def analytics_catalogue() -> Any:
-    from recommender.analytics.catalogue import load_catalogue
+    """The catalogue snapshot the analytics read: the one read model of this graph version (:mod:`api.services`)."""
+    from api.services import snapshot
 
-    g = graph()
-    return g.derived("analytics_catalogue", lambda: load_catalogue(g.store, g.ontology))
+    return snapshot()
 
 
 def topic_demand() -> dict[str, float] | None:
@@ -211,10 +211,7 @@ def topic_resources(topic_id: str) -> dict[str, Any]:
     g = graph()
     topic = get_node(topic_id, "Topic")
     rel = g.ontology.relationship_types
-    topics, frontier = {topic.id}, [topic.id]
-    while frontier:
-        frontier = [e.src for t in frontier for e in g.store.edges(type=rel["broader"], dst=t) if e.src not in topics]
-        topics.update(frontier)
+    topics = analytics_catalogue().tree.topics_under(topic.id)
 
     def linked(rel_name: str, label: str) -> list[dict[str, Any]]:
         ids = {e.src for t in topics for e in g.store.edges(type=rel[rel_name], dst=t)}

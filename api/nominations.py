@@ -15,8 +15,13 @@ from api.auth import ApiBlueprint
 from api.errors import fail
 from api.graph import graph
 from api.reports import as_of, report_schema
+from kg.ontology import load_ontology
+from recommender.catalogue.vocabulary import Vocabulary
 
 __all__ = ["bp", "check", "check_upload", "config_from", "optimise", "scores"]
+
+#: the case-quota readings (rules.yaml vocabulary.quota_modes), for validating and documenting quota_mode
+QUOTA_MODES = Vocabulary.from_ontology(load_ontology()).quota_modes
 
 bp = ApiBlueprint("nominations", __name__, url_prefix="/api/nominations",
                   description="好课程、好教材推荐：评分、名单优化、名单核验与导出")
@@ -32,20 +37,14 @@ def _component_keys() -> tuple[str, ...]:
     return COMPONENTS
 
 
-def _quota_modes() -> dict[str, str]:
-    from recommender.analytics.nominations import QUOTA_MODES
-
-    return QUOTA_MODES
-
-
 class ConfigFields(f.Schema):
     """Overrides of ``nomination`` in rules.yaml; anything left out keeps the configured value."""
 
     year = f.Integer(validate=f.range_(2000, 2100), metadata={"description": "推荐年度（默认今年）"})
     courses = f.Integer(validate=f.range_(0, 1000), metadata={"description": "好课程名额"})
     textbooks = f.Integer(validate=f.range_(0, 1000), metadata={"description": "好教材名额"})
-    quota_mode = f.String(validate=f.one_of(["per_list", "combined"]),
-                          metadata={"description": "案例占比口径：per_list 两张名单各自满足；combined 合计满足"})
+    quota_mode = f.String(validate=f.one_of(list(QUOTA_MODES)),
+                          metadata={"description": "案例占比口径：" + "；".join(f"{k} {v}" for k, v in QUOTA_MODES.items())})
     case_share_min = f.Float(validate=f.range_(0, 1), metadata={"description": "案例占比下限（0—1）"})
     max_per_institution = f.Integer(validate=f.range_(1, 1000), metadata={"description": "每个机构至多入选项数"})
     min_per_branch = f.Integer(validate=f.range_(0, 100), metadata={"description": "每个一级主题至少入选课程数"})
@@ -162,7 +161,7 @@ def config_view() -> dict[str, Any]:
     """当前推荐规则：名额、案例占比口径、门槛与指标权重"""
     config = config_from({})
     return {"规则": dict(config.rules_used(graph().ontology)), "权重": dict(config.weights),
-            "案例占比口径": _quota_modes(), "quota_mode": config.quota_mode}
+            "案例占比口径": dict(QUOTA_MODES), "quota_mode": config.quota_mode}
 
 
 @bp.route("/scores")

@@ -2,7 +2,7 @@
 
 The catalogue is the scale corpus (``corpora.scale``: synthetic courses on the plan's topics, the sample's
 institutions) plus the sample's textbooks, read and validated like any import and turned into the
-analytics catalogue.  Candidates are scored once; then, per size and quota reading, the optimiser runs
+catalogue snapshot.  Candidates are scored once; then, per size and quota reading, the optimiser runs
 after a warm-up ``--repeat`` times and the median is reported — for the thinned model (what
 ``optimise_nominations`` does) and for the full model over every eligible candidate, which serves as the
 exact reference: both objectives must agree.  "Solve" is building the HiGHS model and solving it; "call"
@@ -29,14 +29,14 @@ from corpora.scale import write_scale_corpus  # noqa: E402
 from kg.build import load_files  # noqa: E402
 from kg.config import REPO_ROOT, Settings  # noqa: E402
 from kg.ontology import load_ontology  # noqa: E402
-from recommender.analytics.catalogue import Catalogue, catalogue_from_graph  # noqa: E402
 from recommender.analytics.nominations import NominationConfig, optimise_nominations  # noqa: E402
 from recommender.analytics.scoring import Candidate, score_candidates  # noqa: E402
+from recommender.catalogue.snapshot import CatalogueSnapshot  # noqa: E402
 
 SAMPLE = REPO_ROOT / "corpora" / "sample"
 
 
-def build_catalogue(courses: int, workdir: Path, seed: int) -> tuple[Catalogue, float]:
+def build_catalogue(courses: int, workdir: Path, seed: int) -> tuple[CatalogueSnapshot, float]:
     ontology = load_ontology()
     corpus = workdir / f"scale-{courses}-{seed}"
     if not (corpus / "courses.jsonl").exists():
@@ -47,11 +47,11 @@ def build_catalogue(courses: int, workdir: Path, seed: int) -> tuple[Catalogue, 
     result = load_files(files, ontology, {n.id: n.label for n in concept_nodes}.get)
     if not result.ok:
         raise SystemExit(f"语料校验失败：{result.issues[:3]}")
-    catalogue = catalogue_from_graph(concept_nodes + result.nodes, concept_edges + result.edges, ontology)
+    catalogue = CatalogueSnapshot.from_graph(concept_nodes + result.nodes, concept_edges + result.edges, ontology)
     return catalogue, time.perf_counter() - started
 
 
-def median_run(catalogue: Catalogue, config: NominationConfig, candidates: list[Candidate], thin: bool,
+def median_run(catalogue: CatalogueSnapshot, config: NominationConfig, candidates: list[Candidate], thin: bool,
                repeat: int, time_limit: float, warm_up: bool = True) -> tuple[float, float, float, int, bool]:
     """(median model-and-solve seconds, median whole-call seconds, objective, variables, proven optimal)."""
     if warm_up:
@@ -105,7 +105,7 @@ def main(courses: int, repeat: int, full_repeat: int, full_limit: float, seed: i
                   f"{full[3]:>10,} {full[0]:>12.3f} {full[0] / thin[0]:>9.1f} {same:>8}")
 
 
-def catalogue_day(catalogue: Catalogue):
+def catalogue_day(catalogue: CatalogueSnapshot):
     """A fixed scoring day (the latest revision in the catalogue) so runs are comparable."""
     return max(c.date_modified for c in catalogue.courses.values() if c.date_modified)
 

@@ -128,6 +128,16 @@ class Ontology:
         spec = self.classes[class_name].fields.get(field_name)
         return spec.label if spec else self.property_labels.get(field_name, field_name)
 
+    def rules_section(self, name: str) -> dict[str, Any]:
+        """One top-level section of ``rules.yaml`` (``vocabulary``, ``quality`` …).
+
+        Code that turns on a section cannot guess its content, so a missing or malformed one is an error that
+        names it rather than an empty default."""
+        section = self.rules.get(name)
+        if not isinstance(section, dict):
+            raise ValueError(f"ontology/rules.yaml 缺少配置段 {name}（应为键值映射），请补上后重新加载")
+        return section
+
     @property
     def data_classes(self) -> list[ClassSpec]:
         """Classes loaded from corpora files (not from the concept schemes of ontology/)."""

@@ -11,7 +11,11 @@ Topics (``BROADER`` edges point up; 乙 has 甲 as prerequisite)::
 
 Requirements for a cadre in category:x, group:g, domain:fin: 甲 essential (all cadres, 二（一）; group g
 asks it as optional with 6 h, so the threshold is 6), 乙 essential 6 h (domain 金融监管, 四（一）), 丙 optional
-2 h (category x, 四（一））.
+2 h (category x, 四（一））.  甲 is the core side of a list (every cadre must study it); 乙 and 丙 the job side.
+
+Ranking weights are the ranker's former defaults, every requirement source weighs 1 and coverage keeps two
+decimals, so the gap weights below are level × priority × shortfall; tests that need other values say so.
+One class (初任培训班) opens on 2026-12-07 for category x: the path offers it when 集中培训 hours are short.
 """
 
 from __future__ import annotations
@@ -66,20 +70,37 @@ def rules(real: dict[str, Any]) -> dict[str, Any]:
              "counts_topics_under": ["topic:root"], "section": "三（二）"},
         ],
         "teaching_indicators": copy.deepcopy(real["teaching_indicators"]),
+        "vocabulary": copy.deepcopy(real["vocabulary"]),  # which allowed value plays which role, and the
+        "quality": copy.deepcopy(real["quality"]),  # quality weights: the real ones, as before they moved to data
         "platform_crediting": {
             "tiered": {"name": "分档", "tiers": [{"min_minutes": 30, "hours": 1.0}, {"min_minutes": 15, "hours": 0.5},
                                                  {"min_minutes": 0, "hours": 0.25}],
-                       "test_passed_bonus": 0.5, "requires_completion": True},
-            "per45": {"name": "45 分钟折算", "minutes_per_hour": 45, "test_passed_bonus": 0, "requires_completion": True},
-            "course": {"name": "课程学时", "use_course_hours": True, "test_passed_bonus": 0, "requires_completion": True},
+                       "test_passed_bonus": 0.5, "requires_completion": True, "certified_totals": True},
+            "per45": {"name": "45 分钟折算", "minutes_per_hour": 45, "test_passed_bonus": 0, "requires_completion": True, "certified_totals": True},
+            "course": {"name": "课程学时", "use_course_hours": True, "test_passed_bonus": 0, "requires_completion": True,
+                       "certified_totals": False},
         },
         "plausibility": {"max_online_hours_per_day": 8, "max_minutes_ratio": 1.5},
+        "coverage": {"half_life_years": 2.0, "decimals": 2, "level_weights": {"essential": 1.0, "optional": 0.5},
+                     "priority_weights": {1: 1.0, 2: 0.85, 3: 0.7},
+                     "source_weights": {"domains": 1.0, "groups": 1.0, "categories": 1.0, "all_cadres": 1.0}},
+        "ranking": {
+            "blend": {"job": 0.6, "core": 0.4},
+            "weights": {"gap": 1.0, "graph": 0.35, "semantic": 0.6, "quality": 0.15, "popularity": 0.6, "freshness": 0.1,
+                        "format": 0.1, "audience": 0.1},
+            "multi_gap": 0.3, "links": {"broader": 0.5, "related": 0.4, "prerequisite": 0.6, "required": 0.3},
+            "mmr_lambda": 0.75, "candidates": 200, "freshness_half_life_years": 3.0, "format_window_years": 3.0,
+            "prerequisite_hours": 2.0, "material_gaps": 3, "path_max_steps_per_mode": 12,
+        },
+        "audience": {"exclude_mismatched": True, "fallback_when_short": True},
+        "intent": {"pool": 5, "lead": 2},
     }
 
 
 def course(cid: str, topics: list[str], hours: float, mode: str = "面授", *, status: str = "已发布", rating: float = 4.0,
            enrolments: int = 1000, is_case: bool = False, methods: tuple[str, ...] = ("讲授",), platform: str | None = None,
-           modified: str = "2026-01-01", name: str | None = None) -> tuple[Node, list[Edge]]:
+           modified: str = "2026-01-01", name: str | None = None, audience: tuple[str, ...] = ()) -> tuple[Node, list[Edge]]:
+    """A course node and its edges; ``audience`` names the categories (``category:``) and groups it is declared for."""
     props = {"name": name or cid, "description": f"{cid} 的简介", "hours": hours, "deliveryMode": mode, "status": status,
              "rating": rating, "ratingCount": 100, "enrolments": enrolments, "completionRate": 0.9, "expertScore": 80,
              "isCase": is_case, "teachingMethod": list(methods), "courseType": "案例课" if is_case else "专题课",
@@ -87,6 +108,7 @@ def course(cid: str, topics: list[str], hours: float, mode: str = "面授", *, s
     edges = [Edge(cid, "COVERS", t) for t in topics]
     if platform:
         edges.append(Edge(cid, "ON_PLATFORM", platform))
+    edges += [Edge(cid, "FOR_CATEGORY" if a.startswith("category:") else "FOR_GROUP", a) for a in audience]
     return Node(cid, "Course", props), edges
 
 
@@ -129,6 +151,10 @@ def catalogue() -> tuple[list[Node], list[Edge]]:
     nodes.append(Node("class:k", "TrainingClass", {"name": "党校进修班", "startDate": "2024-05-06", "endDate": "2024-05-10"}))
     edges += [Edge("class:k", "HELD_BY", "inst:school"), Edge("class:k", "INCLUDES_COURSE", "course:a-basic", {"ord": 0}),
               Edge("class:k", "INCLUDES_COURSE", "course:b-adv", {"ord": 1})]
+    nodes.append(Node("class:intro", "TrainingClass", {"name": "初任培训班", "classType": "初任培训", "startDate": "2026-12-07",
+                                                       "endDate": "2026-12-11"}))
+    edges += [Edge("class:intro", "HELD_BY", "inst:school"), Edge("class:intro", "INCLUDES_COURSE", "course:a-new", {"ord": 0}),
+              Edge("class:intro", "FOR_CATEGORY", "category:x")]
     return nodes, edges
 
 
@@ -137,9 +163,12 @@ def world_ontology(ontology: Ontology) -> Ontology:
     return dataclasses.replace(ontology, rules=rules(ontology.rules), requirements=copy.deepcopy(REQUIREMENTS))
 
 
-def build(store: Any, ontology: Ontology) -> CatalogueSnapshot:
-    """Write the catalogue into an empty store and load its snapshot."""
+def build(store: Any, ontology: Ontology, extra: Iterable[tuple[Node, list[Edge]]] = ()) -> CatalogueSnapshot:
+    """Write the catalogue (and ``extra`` courses from :func:`course`) into an empty store and load its snapshot."""
     nodes, edges = catalogue()
+    for node, course_edges in extra:
+        nodes.append(node)
+        edges += course_edges
     store.write(nodes, edges)
     return load_snapshot(store, world_ontology(ontology))
 

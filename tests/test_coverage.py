@@ -12,9 +12,10 @@ import datetime as dt
 
 import pytest
 
-from recommender.analytics.catalogue import Catalogue, Course, Institution, topics_from_ontology
 from recommender.analytics.coverage import coverage_report, underserved_by
 from recommender.analytics.errors import InputError
+from recommender.catalogue.rows import Course, Institution, topics_from_ontology
+from recommender.catalogue.snapshot import CatalogueSnapshot
 
 AS_OF = dt.date(2026, 1, 1)
 MARXISM, HISTORY = "topic:marxism", "topic:history"
@@ -22,20 +23,21 @@ DEMAND = {MARXISM: 10, HISTORY: 6, "topic:xi-thought": 0}
 
 
 @pytest.fixture(scope="module")
-def catalogue() -> Catalogue:
+def catalogue() -> CatalogueSnapshot:
     courses = [
         Course("a1", "原理一", 4, (MARXISM,), teaching_method=("讲授", "案例式"), is_case=True, date_modified=AS_OF,
-               rating=4.0, rating_count=100, institution="inst:prov"),
+               rating=4.0, rating_count=100, institution="inst:prov", status="已发布"),
         Course("a2", "原理二", 2, (MARXISM,), teaching_method=("研讨式",), date_modified=dt.date(2022, 1, 1),
-               rating=3.0, rating_count=300, institution="inst:prov"),
+               rating=3.0, rating_count=300, institution="inst:prov", status="已发布"),
         Course("a3", "原理草稿", 9, (MARXISM,), status="草稿", institution="inst:prov"),
-        Course("b1", "党史", 3, (HISTORY,), teaching_method=("讲授",), date_modified=AS_OF, institution="inst:city"),
+        Course("b1", "党史", 3, (HISTORY,), teaching_method=("讲授",), date_modified=AS_OF, institution="inst:city",
+               status="已发布"),
     ]
-    return Catalogue(
+    return CatalogueSnapshot.from_rows(
         topics=topics_from_ontology(),
-        institutions={"inst:prov": Institution("inst:prov", "某省委党校", "党校（行政学院）", "省"),
-                      "inst:city": Institution("inst:city", "某市委党校", "党校（行政学院）", "市")},
-        courses={c.id: c for c in courses},
+        institutions=[Institution("inst:prov", "某省委党校", "党校（行政学院）", "省"),
+                      Institution("inst:city", "某市委党校", "党校（行政学院）", "市")],
+        courses=courses,
     )
 
 

@@ -12,11 +12,12 @@ import pytest
 from openpyxl import load_workbook
 
 from recommender.analytics.audit import check_nomination_list
-from recommender.analytics.catalogue import Catalogue, Topic
 from recommender.analytics.errors import InputError
 from recommender.analytics.exports import Table, export, export_csv, export_xlsx, read_id_column
 from recommender.analytics.nominations import NominationConfig, optimise_nominations
 from recommender.analytics.scoring import Candidate
+from recommender.catalogue.rows import Topic
+from recommender.catalogue.snapshot import CatalogueSnapshot
 
 
 @dataclass
@@ -71,7 +72,7 @@ class TestXlsx:
 
 @pytest.fixture
 def nomination():
-    tree = Catalogue(topics={"topic:theory": Topic("topic:theory", "党的创新理论")})
+    tree = CatalogueSnapshot.from_rows(topics=[Topic("topic:theory", "党的创新理论")])
     candidates = [Candidate(f"course:{i}", "course", f"课程{i}", f"inst:{i % 3}", ("topic:theory",), ("topic:theory",),
                             i % 2 == 0, 50 + i, ()) for i in range(9)]
     candidates += [Candidate("textbook:t", "textbook", "教材", None, ("topic:theory",), ("topic:theory",), True, 80, ())]

@@ -11,10 +11,11 @@ import datetime as dt
 
 import pytest
 
-from recommender.analytics.catalogue import Catalogue, Course, Institution, Platform, TrainingClass, topics_from_ontology
 from recommender.analytics.errors import InputError
 from recommender.analytics.indicators import parse_period, teaching_indicators
 from recommender.analytics.rules import Scope, teaching_rules
+from recommender.catalogue.rows import Course, Institution, Platform, TrainingClass, topics_from_ontology
+from recommender.catalogue.snapshot import CatalogueSnapshot
 
 THEORY, POLITICAL, COMPETENCE = "topic:marxism", "topic:history", "topic:financial-risk"
 D = dt.date
@@ -22,13 +23,13 @@ D = dt.date
 
 def course(cid: str, hours: float, topics: tuple[str, ...], **kw) -> Course:
     base = dict(course_type="专题课", delivery_mode="面授", teaching_method=("讲授",), lecturer_type="专职教师",
-                institution="inst:city", date_created=D(2020, 1, 1), date_modified=D(2020, 1, 1))
+                institution="inst:city", date_created=D(2020, 1, 1), date_modified=D(2020, 1, 1), status="已发布")
     base.update(kw)
     return Course(cid, f"课程{cid}", hours, topics, **base)
 
 
 @pytest.fixture(scope="module")
-def catalogue() -> Catalogue:
+def catalogue() -> CatalogueSnapshot:
     courses = [
         course("c1", 4, (THEORY,)),
         course("c2", 2, (POLITICAL,), course_type="案例课", teaching_method=("案例式",), lecturer_type="领导干部", is_case=True),
@@ -57,17 +58,17 @@ def catalogue() -> Catalogue:
         TrainingClass("k3", "主体班秋", "inst:city", "2025秋", ("c3",), is_main_class=True),
         TrainingClass("kp", "省委党校主体班", "inst:prov", "2025秋", ("c8", "c9", "c10", "c11"), is_main_class=True),
     ]
-    return Catalogue(
+    return CatalogueSnapshot.from_rows(
         topics=topics_from_ontology(),
-        institutions={
-            "inst:city": Institution("inst:city", "某市委党校", "党校（行政学院）", "市"),
-            "inst:county": Institution("inst:county", "某县委党校", "党校（行政学院）", "县"),
-            "inst:prov": Institution("inst:prov", "某省委党校", "党校（行政学院）", "省"),
-        },
-        platforms={"platform:prov": Platform("platform:prov", "某省干部网络学院", "省", "inst:prov"),
-                   "platform:city": Platform("platform:city", "某市平台", "市", "inst:city")},
-        courses={c.id: c for c in courses},
-        classes={k.id: k for k in classes},
+        institutions=[
+            Institution("inst:city", "某市委党校", "党校（行政学院）", "市"),
+            Institution("inst:county", "某县委党校", "党校（行政学院）", "县"),
+            Institution("inst:prov", "某省委党校", "党校（行政学院）", "省"),
+        ],
+        platforms=[Platform("platform:prov", "某省干部网络学院", "省", "inst:prov"),
+                   Platform("platform:city", "某市平台", "市", "inst:city")],
+        courses=courses,
+        classes=classes,
     )
 
 

@@ -27,20 +27,21 @@ import pytest
 from kg.build import build_graph
 from kg.config import REPO_ROOT
 from recommender.analytics.audit import check_nomination_list
-from recommender.analytics.catalogue import Catalogue, Course, Textbook, Topic, load_catalogue, topics_from_ontology
 from recommender.analytics.errors import InputError, RuleError
 from recommender.analytics.nominations import NominationConfig, optimise_nominations
 from recommender.analytics.scoring import Candidate, score_candidates
+from recommender.catalogue.rows import Course, Textbook, Topic, topics_from_ontology
+from recommender.catalogue.snapshot import CatalogueSnapshot, load_snapshot
 
 THEORY, POLITICAL = "topic:theory", "topic:political"
 
 
 @pytest.fixture(scope="module")
-def tree() -> Catalogue:
-    return Catalogue(topics={
-        THEORY: Topic(THEORY, "党的创新理论", order=1), POLITICAL: Topic(POLITICAL, "政治训练与党性教育", order=2),
-        "topic:marxism": Topic("topic:marxism", "马克思主义基本原理", broader=THEORY),
-    })
+def tree() -> CatalogueSnapshot:
+    return CatalogueSnapshot.from_rows(topics=[
+        Topic(THEORY, "党的创新理论", plan_order=1), Topic(POLITICAL, "政治训练与党性教育", plan_order=2),
+        Topic("topic:marxism", "马克思主义基本原理", broader=(THEORY,)),
+    ])
 
 
 def cand(cid: str, score: float, inst: str | None, branch: str, case: bool, kind: str = "course", gates: tuple = ()) -> Candidate:
@@ -71,12 +72,12 @@ def ids(items) -> list[str]:
 class TestScores:
     AS_OF = dt.date(2026, 5, 1)
 
-    def catalogue(self) -> Catalogue:
+    def catalogue(self) -> CatalogueSnapshot:
         course = Course("course:x", "某课程", 3, ("topic:marxism",), expert_score=80, rating=4, completion_rate=0.9,
-                        is_case=True, date_modified=self.AS_OF, political_review=True, quality_review=True)
+                        is_case=True, date_modified=self.AS_OF, political_review=True, quality_review=True, status="已发布")
         book = Textbook("textbook:y", "某教材", ("topic:history",), expert_score=90, rating=5, date_published=self.AS_OF,
-                        quality_review=True)
-        return Catalogue(topics=topics_from_ontology(), courses={course.id: course}, textbooks={book.id: book})
+                        quality_review=True, status="已发布")
+        return CatalogueSnapshot.from_rows(topics=topics_from_ontology(), courses=[course], textbooks=[book])
 
     def test_breakdown_by_hand(self):
         scored = {c.id: c for c in score_candidates(self.catalogue(), demand={"topic:marxism": 50, "topic:dummy": 100},
@@ -214,12 +215,12 @@ class TestCheckMode:
 
 
 @pytest.fixture(scope="module")
-def sample_catalogue(tmp_path_factory, ontology) -> Catalogue:
+def sample_catalogue(tmp_path_factory, ontology) -> CatalogueSnapshot:
     from kg.store.embedded import EmbeddedStore
 
     with EmbeddedStore(tmp_path_factory.mktemp("sample") / "graph.db") as store:
         build_graph(store, [REPO_ROOT / "corpora" / "sample"], ontology)
-        return load_catalogue(store, ontology)
+        return load_snapshot(store, ontology)
 
 
 class TestSampleCatalogue:

@@ -11,9 +11,10 @@ import datetime as dt
 
 import pytest
 
-from recommender.analytics.catalogue import Catalogue, Course, Institution, TrainingClass, topics_from_ontology
 from recommender.analytics.errors import InputError
 from recommender.analytics.programme import ProgrammeRequest, build_programme
+from recommender.catalogue.rows import Course, Institution, TrainingClass, topics_from_ontology
+from recommender.catalogue.snapshot import CatalogueSnapshot
 
 THEORY, POLITICAL, COMPETENCE = "topic:marxism", "topic:history", "topic:financial-risk"
 SAME_DAY = dt.date(2025, 1, 1)
@@ -21,13 +22,14 @@ SAME_DAY = dt.date(2025, 1, 1)
 
 def course(cid: str, hours: float, topic: str, expert: float, **kw) -> Course:
     base = dict(course_type="专题课", delivery_mode="面授", teaching_method=("讲授",), lecturer_type="专职教师",
-                institution="inst:city", date_created=SAME_DAY, date_modified=SAME_DAY, expert_score=expert)
+                institution="inst:city", date_created=SAME_DAY, date_modified=SAME_DAY, expert_score=expert,
+                status="已发布")
     base.update(kw)
     return Course(cid, f"课程{cid}", hours, (topic,), **base)
 
 
 @pytest.fixture(scope="module")
-def catalogue() -> Catalogue:
+def catalogue() -> CatalogueSnapshot:
     courses = [
         course("t1", 4, THEORY, 90), course("t2", 3, THEORY, 80),
         course("p1", 2, POLITICAL, 70), course("p2", 3, POLITICAL, 60),
@@ -38,11 +40,11 @@ def catalogue() -> Catalogue:
     classes = [TrainingClass(f"k{i}", "进修班", "inst:city", "2025春", ("t1",), class_type="进修班", is_main_class=True)
                for i in range(3)]
     classes.append(TrainingClass("k9", "进修班", "inst:city", "2025春", ("t1",), class_type="进修班"))
-    return Catalogue(
+    return CatalogueSnapshot.from_rows(
         topics=topics_from_ontology(),
-        institutions={"inst:city": Institution("inst:city", "某市委党校", "党校（行政学院）", "市")},
-        courses={c.id: c for c in courses},
-        classes={k.id: k for k in classes},
+        institutions=[Institution("inst:city", "某市委党校", "党校（行政学院）", "市")],
+        courses=courses,
+        classes=classes,
     )
 
 

@@ -5,14 +5,16 @@ Every threshold, scope, quota, weight and gate is read from ``ontology/rules.yam
 :func:`kg.ontology.load_ontology`; exact choices are made with HiGHS.  Results are plain dataclasses with
 ``to_dict()`` (Chinese keys for user-facing fields) for the web layer.
 
+They read the one catalogue read model, :class:`recommender.catalogue.snapshot.CatalogueSnapshot`.
+
 >>> from kg.store import open_store
->>> catalogue = load_catalogue(open_store())                                    # doctest: +SKIP
+>>> from recommender.catalogue.snapshot import load_snapshot
+>>> catalogue = load_snapshot(open_store())                                     # doctest: +SKIP
 >>> teaching_indicators(catalogue, "inst:central-party-school", "2025秋")         # doctest: +SKIP
 >>> optimise_nominations(catalogue, NominationConfig.from_rules(year=2026))     # doctest: +SKIP
 """
 
 from recommender.analytics.audit import NominationAudit, Swap, check_nomination_list
-from recommender.analytics.catalogue import Catalogue, load_catalogue, topics_from_ontology
 from recommender.analytics.coverage import CoverageReport, coverage_report, underserved_by
 from recommender.analytics.errors import AnalyticsError, InputError, RuleError, SolverError
 from recommender.analytics.exports import export, export_csv, export_xlsx, read_id_column
@@ -24,7 +26,6 @@ from recommender.analytics.scoring import Candidate, score_candidates
 __all__ = [
     "AnalyticsError",
     "Candidate",
-    "Catalogue",
     "CoverageReport",
     "IndicatorReport",
     "InputError",
@@ -42,11 +43,9 @@ __all__ = [
     "export",
     "export_csv",
     "export_xlsx",
-    "load_catalogue",
     "optimise_nominations",
     "read_id_column",
     "score_candidates",
     "teaching_indicators",
-    "topics_from_ontology",
     "underserved_by",
 ]

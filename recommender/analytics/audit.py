@@ -19,12 +19,10 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-from kg.ontology import Ontology, load_ontology
+from kg.ontology import Ontology
 
-from recommender.analytics.catalogue import Catalogue
 from recommender.analytics.exports import Table, read_id_column
 from recommender.analytics.nominations import (
-    QUOTA_MODES,
     NominationConfig,
     NominationModel,
     RuleCheck,
@@ -37,6 +35,7 @@ from recommender.analytics.nominations import (
 )
 from recommender.analytics.scoring import Candidate
 from recommender.analytics.solver import Family, solve
+from recommender.catalogue.snapshot import CatalogueSnapshot
 
 __all__ = ["Change", "NominationAudit", "Swap", "check_nomination_list"]
 
@@ -125,7 +124,7 @@ class NominationAudit:
 
     def to_dict(self) -> dict[str, Any]:
         return {"title": self.title, "合规": self.compliant, "名单编号": self.listed, "无效编号": self.unknown,
-                "重复编号": self.duplicates, "案例占比口径": QUOTA_MODES[self.config.quota_mode],
+                "重复编号": self.duplicates, "案例占比口径": self.config.quota_text,
                 "规则核对": [c.to_dict() for c in self.checks], "调整次数": self.changes,
                 "调整建议": [s.to_dict() for s in self.swaps], "可调整": self.fixable, "原因": self.reasons,
                 "调整后名单": [c.to_dict() for c in self.proposed], "规则": dict(self.rules_used())}
@@ -134,7 +133,7 @@ class NominationAudit:
 class _Reasons:
     """Why an item leaves or joins, read from how the list's valid items break the rules."""
 
-    def __init__(self, catalogue: Catalogue, config: NominationConfig, items: Sequence[Candidate]) -> None:
+    def __init__(self, catalogue: CatalogueSnapshot, config: NominationConfig, items: Sequence[Candidate]) -> None:
         self.catalogue, self.config = catalogue, config
         per_kind = Counter(c.kind for c in items)
         self.quota = {"course": config.courses, "textbook": config.textbooks}
@@ -143,7 +142,7 @@ class _Reasons:
         groups = {"course": [c for c in items if c.kind == "course"], "textbook": [c for c in items if c.kind == "textbook"],
                   "all": list(items)}
         self.case_short = {k for k, need in config.case_minimums().items() if sum(c.is_case for c in groups[k]) < need}
-        self.branch_short = {b for b in catalogue.branches
+        self.branch_short = {b for b in catalogue.tree.branches
                              if sum(b in c.branches for c in groups["course"]) < config.min_per_branch}
         cap = config.max_per_institution
         per_inst = Counter(c.institution for c in items if c.institution)
@@ -194,7 +193,7 @@ def _swaps(removed: list[Candidate], added: list[Candidate], reasons: _Reasons) 
 
 
 def check_nomination_list(
-    catalogue: Catalogue,
+    catalogue: CatalogueSnapshot,
     source: str | Path | Iterable[str],
     config: NominationConfig | None = None,
     *,
@@ -205,7 +204,7 @@ def check_nomination_list(
     ontology: Ontology | None = None,
 ) -> NominationAudit:
     """Audit a list (a CSV/XLSX path or ids) and, if it breaks a rule, propose the fewest changes."""
-    ontology = ontology or load_ontology()
+    ontology = ontology or catalogue.ontology
     ids = read_id_column(source) if isinstance(source, (str, Path)) else [str(i).strip() for i in source]
     config, scored = prepare(catalogue, config, demand, candidates, as_of, ontology)
     by_id = {c.id: c for c in scored}

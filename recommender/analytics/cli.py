@@ -26,11 +26,11 @@ def _fail(message: str) -> None:
 
 def _catalogue() -> Any:
     from kg.store import StoreError, open_store
-    from recommender.analytics.catalogue import load_catalogue
+    from recommender.catalogue.snapshot import load_snapshot
 
     try:
         with open_store() as store:
-            return load_catalogue(store)
+            return load_snapshot(store)
     except StoreError as exc:
         _fail(f"无法打开存储：{exc}")
 
@@ -176,8 +176,8 @@ def programme(institution: str, class_type: str, hours: float, topics: tuple[str
 @click.option("--year", type=int, default=None, help="推荐年度（默认今年）")
 @click.option("--courses", type=int, default=None, help="好课程名额（默认取 rules.yaml）")
 @click.option("--textbooks", type=int, default=None, help="好教材名额（默认取 rules.yaml）")
-@click.option("--quota-mode", type=click.Choice(["per_list", "combined"]), default=None,
-              help="案例占比口径：per_list 各自满足，combined 合计满足（默认取 rules.yaml）")
+@click.option("--quota-mode", default=None,
+              help="案例占比口径，取值见 rules.yaml 的 vocabulary.quota_modes（默认取 nomination.quota_mode）")
 @click.option("--max-per-institution", type=int, default=None, help="每个机构上限（默认取 rules.yaml）")
 @click.option("--min-per-branch", type=int, default=None, help="每个一级主题至少课程数（默认取 rules.yaml）")
 @click.option("--previous", "previous_files", multiple=True, type=click.Path(exists=True, path_type=Path),

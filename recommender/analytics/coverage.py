@@ -20,11 +20,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kg.ontology import Ontology, load_ontology
+from kg.ontology import Ontology
 
-from recommender.analytics.catalogue import Catalogue, Course
 from recommender.analytics.errors import InputError
 from recommender.analytics.exports import Table
+from recommender.catalogue.rows import Course
+from recommender.catalogue.snapshot import CatalogueSnapshot
 
 __all__ = ["CoverageReport", "NearDuplicate", "TopicCoverage", "coverage_report", "gap_index", "underserved_by"]
 
@@ -129,7 +130,7 @@ class CoverageReport:
         }
 
 
-def _scope(catalogue: Catalogue, institution: str | None, level: str | None, ontology: Ontology) -> tuple[str, list[Course]]:
+def _scope(catalogue: CatalogueSnapshot, institution: str | None, level: str | None, ontology: Ontology) -> tuple[str, list[Course]]:
     courses = catalogue.published_courses
     if institution is not None:
         if institution not in catalogue.institutions:
@@ -145,7 +146,7 @@ def _scope(catalogue: Catalogue, institution: str | None, level: str | None, ont
 
 
 def coverage_report(
-    catalogue: Catalogue,
+    catalogue: CatalogueSnapshot,
     demand: Mapping[str, float] | None = None,
     *,
     institution: str | None = None,
@@ -156,19 +157,20 @@ def coverage_report(
     ontology: Ontology | None = None,
 ) -> CoverageReport:
     """Coverage of every plan topic by published courses (of one institution or level if given)."""
-    ontology = ontology or load_ontology()
+    ontology = ontology or catalogue.ontology
     as_of = as_of or dt.date.today()
     demand = demand or None  # an empty mapping (no cadre data yet) is no demand data, not zero demand everywhere
     scope, courses = _scope(catalogue, institution, level, ontology)
+    tree = catalogue.tree
     direct: dict[str, list[Course]] = defaultdict(list)
     subtree: dict[str, dict[str, Course]] = defaultdict(dict)
     for course in courses:
         for topic in course.topics:
             direct[topic].append(course)
-            for ancestor in catalogue.ancestors.get(topic, (topic,)):
+            for ancestor in tree.ancestors(topic):
                 subtree[ancestor][course.id] = course
     rows = []
-    for topic in sorted(catalogue.topics.values(), key=lambda t: t.id):
+    for topic in sorted(tree.rows.values(), key=lambda t: t.id):
         covering = direct.get(topic.id, [])
         hours = sum(c.hours for c in covering)
         mix: dict[str, float] = defaultdict(float)
@@ -179,10 +181,10 @@ def coverage_report(
         rated = [c for c in covering if c.rating is not None]
         weights = sum(c.rating_count or 1 for c in rated)
         wanted = None if demand is None else demand.get(topic.id, 0)
-        branch = catalogue.branch_of(topic.id)
+        branch = tree.branch_of(topic.id)
         rows.append(TopicCoverage(
             topic_id=topic.id, name=topic.name, branch=catalogue.topic_name(branch) if branch else None,
-            priority=catalogue.priority_of(topic.id), courses=len(covering), courses_with_narrower=len(subtree[topic.id]),
+            priority=tree.priority_of(topic.id), courses=len(covering), courses_with_narrower=len(subtree[topic.id]),
             hours=hours, case_share=sum(c.is_case for c in covering) / len(covering) if covering else None,
             methods={m: round(s, 4) for m, s in mix.items()},
             years_since_update=round(sum(ages) / len(ages), 2) if ages else None,
@@ -199,7 +201,7 @@ def coverage_report(
 
 
 def underserved_by(
-    catalogue: Catalogue,
+    catalogue: CatalogueSnapshot,
     demand: Mapping[str, float] | None,
     by: str = "level",
     *,
@@ -209,7 +211,7 @@ def underserved_by(
 ) -> dict[str, list[TopicCoverage]]:
     """The under-served ranking per institution level (``by='level'``) or per institution (``'institution'``),
     supply counted from that group's courses only, demand being the same national figure."""
-    ontology = ontology or load_ontology()
+    ontology = ontology or catalogue.ontology
     if by == "level":
         groups = [lvl for lvl in ontology.classes["Institution"].fields["level"].allowed or ()
                   if any(i.level == lvl for i in catalogue.institutions.values())]

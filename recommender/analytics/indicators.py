@@ -23,10 +23,11 @@ from typing import Any
 
 from kg.ontology import Ontology, load_ontology
 
-from recommender.analytics.catalogue import Catalogue, Course, Institution, TrainingClass
 from recommender.analytics.errors import InputError
 from recommender.analytics.exports import Table
 from recommender.analytics.rules import IndicatorRule, UpdateRule, teaching_rules, update_rules
+from recommender.catalogue.rows import Course, Institution, TrainingClass
+from recommender.catalogue.snapshot import CatalogueSnapshot
 
 __all__ = [
     "CourseEffect",
@@ -164,7 +165,7 @@ def _fmt(value: float | None, unit: str) -> str:
 
 
 def class_shares(
-    course_hours: Iterable[tuple[Course, int]], rule: IndicatorRule, catalogue: Catalogue
+    course_hours: Iterable[tuple[Course, int]], rule: IndicatorRule, catalogue: CatalogueSnapshot
 ) -> tuple[float, float]:
     """(numerator hours, total hours) of a programme given as (course, times taught) pairs."""
     numerator = total = 0.0
@@ -174,7 +175,7 @@ def class_shares(
     return numerator, total
 
 
-def _share_result(rule: IndicatorRule, catalogue: Catalogue, institution: Institution,
+def _share_result(rule: IndicatorRule, catalogue: CatalogueSnapshot, institution: Institution,
                   classes: list[TrainingClass], top: int, ontology: Ontology) -> IndicatorResult:
     selected = [k for k in classes if rule.scope.selects(k)]
     times = Counter(c for k in selected for c in k.courses if c in catalogue.courses)
@@ -213,7 +214,7 @@ def _share_result(rule: IndicatorRule, catalogue: Catalogue, institution: Instit
     return result
 
 
-def _update_rate_result(rule: UpdateRule, catalogue: Catalogue, institution: Institution, year: int,
+def _update_rate_result(rule: UpdateRule, catalogue: CatalogueSnapshot, institution: Institution, year: int,
                         top: int, ontology: Ontology) -> IndicatorResult:
     selected = [k for k in catalogue.classes.values()
                 if k.institution == institution.id and k.year == year and rule.scope.selects(k)]
@@ -238,7 +239,7 @@ def _update_rate_result(rule: UpdateRule, catalogue: Catalogue, institution: Ins
     return result
 
 
-def _online_additions_result(rule: UpdateRule, catalogue: Catalogue, institution: Institution, year: int,
+def _online_additions_result(rule: UpdateRule, catalogue: CatalogueSnapshot, institution: Institution, year: int,
                              top: int, ontology: Ontology) -> IndicatorResult:
     platforms = [p for p in catalogue.platforms.values()
                  if p.institution == institution.id and rule.scope.covers_level(p.level)]
@@ -261,7 +262,7 @@ def _online_additions_result(rule: UpdateRule, catalogue: Catalogue, institution
 
 
 def teaching_indicators(
-    catalogue: Catalogue,
+    catalogue: CatalogueSnapshot,
     institution_id: str,
     period: str | int | Period,
     *,
@@ -270,7 +271,7 @@ def teaching_indicators(
     today: dt.date | None = None,
 ) -> IndicatorReport:
     """Every teaching indicator and course-update indicator of rules.yaml for one institution and period."""
-    ontology = ontology or load_ontology()
+    ontology = ontology or catalogue.ontology
     institution = catalogue.institutions.get(institution_id)
     if institution is None:
         raise InputError(f"机构编号『{institution_id}』不存在（应为如 inst:central-party-school 的培训机构编号）")

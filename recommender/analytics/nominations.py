@@ -30,14 +30,14 @@ from scipy import sparse
 
 from kg.ontology import Ontology, load_ontology
 
-from recommender.analytics.catalogue import Catalogue
 from recommender.analytics.errors import InputError, RuleError
 from recommender.analytics.exports import ID_HEADERS, Table
 from recommender.analytics.scoring import KIND_CLASS, Candidate, check_weights, component_labels, score_candidates
 from recommender.analytics.solver import Family, explain_infeasible, explanation, solve, whole
+from recommender.catalogue.snapshot import CatalogueSnapshot
+from recommender.catalogue.vocabulary import Vocabulary
 
 __all__ = [
-    "QUOTA_MODES",
     "NominationConfig",
     "NominationModel",
     "NominationResult",
@@ -46,10 +46,15 @@ __all__ = [
     "availability",
     "candidate_table",
     "optimise_nominations",
+    "quota_modes",
     "thin_pool",
 ]
 
-QUOTA_MODES = {"per_list": "两张名单各自满足案例占比", "combined": "两张名单合计满足案例占比"}
+def quota_modes(ontology: Ontology | None = None) -> Mapping[str, str]:
+    """The readings of the case quota ``nomination.quota_mode`` may name, each with the sentence every report
+    states (``rules.yaml`` ``vocabulary.quota_modes``): ``per_list`` — each list on its own, ``combined`` — both
+    lists together."""
+    return Vocabulary.from_ontology(ontology or load_ontology()).quota_modes
 
 
 @dataclass(frozen=True)
@@ -98,8 +103,9 @@ class NominationConfig:
         return config
 
     def validate(self) -> None:
-        if self.quota_mode not in QUOTA_MODES:
-            raise InputError(f"案例占比口径 quota_mode 应为 {'、'.join(QUOTA_MODES)} 之一，实际为『{self.quota_mode}』")
+        modes = quota_modes()
+        if self.quota_mode not in modes:
+            raise InputError(f"案例占比口径 quota_mode 应为 {'、'.join(modes)} 之一，实际为『{self.quota_mode}』")
         for name, value in (("courses", self.courses), ("textbooks", self.textbooks), ("min_per_branch", self.min_per_branch)):
             if value < 0:
                 raise InputError(f"{name} 应为非负整数，实际为 {value}")
@@ -108,6 +114,11 @@ class NominationConfig:
         if self.max_per_institution is not None and self.max_per_institution < 1:
             raise InputError(f"每个机构上限 max_per_institution 应为正整数，实际为 {self.max_per_institution}")
         check_weights(self.weights)
+
+    @property
+    def quota_text(self) -> str:
+        """The sentence that states which reading of the case quota this configuration uses."""
+        return quota_modes()[self.quota_mode]
 
     def case_minimums(self) -> dict[str, int]:
         """Minimum case items: per list (``course``/``textbook``) or over both (``all``)."""
@@ -126,7 +137,7 @@ class NominationConfig:
         return [
             ("年度", str(self.year)),
             ("名额", f"好课程 {self.courses} 门、好教材 {self.textbooks} 种" + (f"（{plan}）" if plan else "")),
-            ("案例占比", f"不低于 {100 * self.case_share_min:.1f}%；口径：{QUOTA_MODES[self.quota_mode]}"),
+            ("案例占比", f"不低于 {100 * self.case_share_min:.1f}%；口径：{self.quota_text}"),
             ("一级主题覆盖", f"每个一级主题分支至少 {self.min_per_branch} 门课程"),
             ("机构上限", "不限" if self.max_per_institution is None else f"每个机构至多 {self.max_per_institution} 项（课程与教材合计）"),
             ("推荐门槛", "、".join(ontology.property_labels.get(g, g) for g in self.gates) or "无"),
@@ -152,11 +163,11 @@ def _kind_label(kind: str, ontology: Ontology) -> str:
     return ontology.classes[KIND_CLASS[kind]].label
 
 
-def audit_selection(catalogue: Catalogue, config: NominationConfig, items: Sequence[Candidate],
+def audit_selection(catalogue: CatalogueSnapshot, config: NominationConfig, items: Sequence[Candidate],
                     ontology: Ontology | None = None) -> list[RuleCheck]:
     """Every nomination rule checked against a selection (used to prove an optimised list, and by the
     check mode to audit a hand-made one)."""
-    ontology = ontology or load_ontology()
+    ontology = ontology or catalogue.ontology
     courses = [c for c in items if c.kind == "course"]
     textbooks = [c for c in items if c.kind == "textbook"]
     checks = [
@@ -169,9 +180,9 @@ def audit_selection(catalogue: Catalogue, config: NominationConfig, items: Seque
     for key, need in config.case_minimums().items():
         have = sum(c.is_case for c in groups[key])
         share = f"{100 * have / len(groups[key]):.1f}%" if groups[key] else "—"
-        checks.append(RuleCheck(f"案例占比（{names[key]}）", f"至少 {need} 项（{QUOTA_MODES[config.quota_mode]}）",
+        checks.append(RuleCheck(f"案例占比（{names[key]}）", f"至少 {need} 项（{config.quota_text}）",
                                 f"{have} 项，占 {share}", have >= need))
-    for branch in catalogue.branches:
+    for branch in catalogue.tree.branches:
         have = sum(branch in c.branches for c in courses)
         checks.append(RuleCheck(f"一级主题覆盖：{catalogue.topic_name(branch)}", f"至少 {config.min_per_branch} 门课程",
                                 f"{have} 门", have >= config.min_per_branch))
@@ -195,7 +206,7 @@ def audit_selection(catalogue: Catalogue, config: NominationConfig, items: Seque
 class NominationModel:
     """The 0–1 model over a pool of candidates: one column per candidate, one family per rule."""
 
-    def __init__(self, catalogue: Catalogue, config: NominationConfig, pool: Sequence[Candidate],
+    def __init__(self, catalogue: CatalogueSnapshot, config: NominationConfig, pool: Sequence[Candidate],
                  available: Mapping[str, Any], ontology: Ontology) -> None:
         self.catalogue, self.config, self.pool, self.ontology = catalogue, config, list(pool), ontology
         self.available = available
@@ -235,11 +246,11 @@ class NominationModel:
         def case_text(row: int, got: float, gap: float, x: np.ndarray) -> str:
             key = keys[row]
             return (f"{names[key]}不足：需要至少 {minimums[key]} 项，最多只能选出 {whole(got)} 项（差 {whole(gap)} 项；"
-                    f"通过门槛且未曾入选的{names[key]}共 {avail['case'][key]} 项；口径：{QUOTA_MODES[config.quota_mode]}）")
+                    f"通过门槛且未曾入选的{names[key]}共 {avail['case'][key]} 项；口径：{config.quota_text}）")
 
         case_rows = self._incidence(keys, lambda c: (c.kind, "all") if c.is_case else ())
         families.append(Family("case", "案例占比", case_rows, [minimums[k] for k in keys], np.inf, case_text))
-        branches = self.catalogue.branches
+        branches = self.catalogue.tree.branches
         if config.min_per_branch and branches:
             def branch_text(row: int, got: float, gap: float, x: np.ndarray) -> str:
                 name = self.catalogue.topic_name(branches[row])
@@ -262,7 +273,7 @@ class NominationModel:
         return families
 
     @classmethod
-    def explain(cls, catalogue: Catalogue, config: NominationConfig, candidates: Sequence[Candidate],
+    def explain(cls, catalogue: CatalogueSnapshot, config: NominationConfig, candidates: Sequence[Candidate],
                 available: Mapping[str, Any], ontology: Ontology, time_limit: float) -> tuple[list[str], list[str]]:
         """(labels of the conflicting rules, Chinese reasons) for lists drawn from ``candidates``.
 
@@ -279,7 +290,7 @@ class NominationModel:
         return [f.label for f in conflict], explanation(conflict, shortfalls, "符合全部规则的名单")
 
 
-def availability(catalogue: Catalogue, config: NominationConfig, eligible: Sequence[Candidate]) -> dict[str, Any]:
+def availability(catalogue: CatalogueSnapshot, config: NominationConfig, eligible: Sequence[Candidate]) -> dict[str, Any]:
     """Counts of eligible candidates, quoted in explanations."""
     count = Counter(c.kind for c in eligible)
     case = Counter(c.kind for c in eligible if c.is_case)
@@ -353,7 +364,7 @@ class NominationResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"title": self.title, "年度": self.config.year, "可行": self.feasible,
-                "规则": dict(self.rules_used()), "案例占比口径": QUOTA_MODES[self.config.quota_mode],
+                "规则": dict(self.rules_used()), "案例占比口径": self.config.quota_text,
                 "好课程": [c.to_dict() for c in self.courses], "好教材": [c.to_dict() for c in self.textbooks],
                 "总分": round(self.total_score, 2), "规则核对": [c.to_dict() for c in self.checks],
                 "原因": self.reasons, "冲突规则": self.conflict, "可选候选数": self.eligible,
@@ -378,7 +389,7 @@ def demand_note(demand: Mapping[str, float] | None) -> str:
             else "未提供需求数据：『学习需求』指标不参与计分，其余权重按比例放大")
 
 
-def prepare(catalogue: Catalogue, config: NominationConfig | None, demand: Mapping[str, float] | None,
+def prepare(catalogue: CatalogueSnapshot, config: NominationConfig | None, demand: Mapping[str, float] | None,
             candidates: Sequence[Candidate] | None, as_of: dt.date | None,
             ontology: Ontology) -> tuple[NominationConfig, list[Candidate]]:
     """The config (from rules.yaml unless given) and all candidates scored under it, best first."""
@@ -390,7 +401,7 @@ def prepare(catalogue: Catalogue, config: NominationConfig | None, demand: Mappi
 
 
 def optimise_nominations(
-    catalogue: Catalogue,
+    catalogue: CatalogueSnapshot,
     config: NominationConfig | None = None,
     *,
     demand: Mapping[str, float] | None = None,
@@ -405,7 +416,7 @@ def optimise_nominations(
     ``candidates`` (already scored, e.g. by :func:`score_candidates`) skips scoring; ``thin=False`` solves
     over every eligible candidate (same optimum, slower — the benchmark compares both).
     """
-    ontology = ontology or load_ontology()
+    ontology = ontology or catalogue.ontology
     config, scored = prepare(catalogue, config, demand, candidates, as_of, ontology)
     eligible = [c for c in scored if c.eligible and c.id not in config.previous]
     available = availability(catalogue, config, eligible)

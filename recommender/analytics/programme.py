@@ -18,15 +18,16 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-from kg.ontology import Ontology, load_ontology
+from kg.ontology import Ontology
 
-from recommender.analytics.catalogue import Catalogue, Course
 from recommender.analytics.errors import InputError
 from recommender.analytics.exports import Table
 from recommender.analytics.indicators import class_shares
 from recommender.analytics.rules import IndicatorRule, teaching_rules
 from recommender.analytics.scoring import score_candidates
 from recommender.analytics.solver import Family, explain_infeasible, explanation, solve
+from recommender.catalogue.rows import Course
+from recommender.catalogue.snapshot import CatalogueSnapshot
 
 __all__ = ["ProgrammeCourse", "ProgrammeIndicator", "ProgrammeRequest", "ProgrammeResult", "build_programme"]
 
@@ -34,7 +35,8 @@ __all__ = ["ProgrammeCourse", "ProgrammeIndicator", "ProgrammeRequest", "Program
 @dataclass(frozen=True)
 class ProgrammeRequest:
     """What a class needs.  ``is_main_class`` / ``is_party_spirit_class`` left as None are taken from the
-    catalogue's existing classes of the same ``class_type`` (the majority), else False."""
+    catalogue's existing classes of the same ``class_type`` (the majority); with no such class, a class of the
+    vocabulary's main class type (主体班) is a main class and no class is a party-spirit class."""
 
     institution_id: str
     class_type: str
@@ -139,18 +141,19 @@ class ProgrammeResult:
                 "已证明最优": self.proven_optimal}
 
 
-def _class_flags(catalogue: Catalogue, request: ProgrammeRequest) -> tuple[bool, bool]:
+def _class_flags(catalogue: CatalogueSnapshot, request: ProgrammeRequest) -> tuple[bool, bool]:
     same = [k for k in catalogue.classes.values() if k.class_type == request.class_type]
 
-    def majority(explicit: bool | None, attr: str) -> bool:
+    def majority(explicit: bool | None, attr: str, otherwise: bool) -> bool:
         if explicit is not None:
             return explicit
-        return bool(same) and 2 * sum(getattr(k, attr) for k in same) > len(same)
+        return 2 * sum(getattr(k, attr) for k in same) > len(same) if same else otherwise
 
-    return majority(request.is_main_class, "is_main_class"), majority(request.is_party_spirit_class, "is_party_spirit_class")
+    return (majority(request.is_main_class, "is_main_class", request.class_type == catalogue.vocab.main_class_type),
+            majority(request.is_party_spirit_class, "is_party_spirit_class", False))
 
 
-def _validate(catalogue: Catalogue, request: ProgrammeRequest, ontology: Ontology) -> None:
+def _validate(catalogue: CatalogueSnapshot, request: ProgrammeRequest, ontology: Ontology) -> None:
     allowed = ontology.classes["TrainingClass"].fields["classType"].allowed or ()
     if request.class_type not in allowed:
         raise InputError(f"班次类型『{request.class_type}』无效，应为 {'、'.join(allowed)} 之一")
@@ -161,7 +164,7 @@ def _validate(catalogue: Catalogue, request: ProgrammeRequest, ontology: Ontolog
     if request.hour_tolerance < 0:
         raise InputError(f"学时容差应为非负数，实际为 {request.hour_tolerance}")
     for topic in request.topics:
-        if topic not in catalogue.topics:
+        if topic not in catalogue.tree:
             raise InputError(f"专题『{topic}』不是规划主题体系中的主题编号")
     for course in request.required_courses + request.excluded_courses:
         if course not in catalogue.courses:
@@ -184,7 +187,7 @@ def _row(values: np.ndarray) -> sparse.csr_matrix:
     return sparse.csr_matrix(values.reshape(1, -1))
 
 
-def _families(catalogue: Catalogue, request: ProgrammeRequest, courses: list[Course],
+def _families(catalogue: CatalogueSnapshot, request: ProgrammeRequest, courses: list[Course],
               rules: list[IndicatorRule]) -> list[Family]:
     hours = np.array([c.hours for c in courses])
     low = request.total_hours - request.hour_tolerance
@@ -195,7 +198,7 @@ def _families(catalogue: Catalogue, request: ProgrammeRequest, courses: list[Cou
 
     families = [Family("hours", "总学时", _row(hours), low, request.total_hours, hours_text)]
     for topic in request.topics:
-        covering = np.array([any(catalogue.is_under(t, topic) for t in c.topics) for c in courses], dtype=float)
+        covering = np.array([any(catalogue.tree.is_under(t, topic) for t in c.topics) for c in courses], dtype=float)
         name = catalogue.topic_name(topic)
         count = int(covering.sum())
 
@@ -228,7 +231,7 @@ def _families(catalogue: Catalogue, request: ProgrammeRequest, courses: list[Cou
 
 
 def build_programme(
-    catalogue: Catalogue,
+    catalogue: CatalogueSnapshot,
     request: ProgrammeRequest,
     *,
     demand: Mapping[str, float] | None = None,
@@ -237,7 +240,7 @@ def build_programme(
     ontology: Ontology | None = None,
 ) -> ProgrammeResult:
     """The best programme for the request, or the reasons (in Chinese) why none exists."""
-    ontology = ontology or load_ontology()
+    ontology = ontology or catalogue.ontology
     _validate(catalogue, request, ontology)
     institution = catalogue.institutions[request.institution_id]
     is_main, is_party_spirit = _class_flags(catalogue, request)
@@ -264,8 +267,8 @@ def build_programme(
         result.indicators = [ProgrammeIndicator(r.id, r.name, r.threshold, None, None) for r in rules]
         return result
     chosen = [courses[i] for i in solution.chosen]
-    order = {b: n for n, b in enumerate(catalogue.branches)}
-    chosen.sort(key=lambda c: (min((order.get(b, 99) for b in catalogue.branches_of(c.topics)), default=99), c.id))
+    order = {b: n for n, b in enumerate(catalogue.tree.branches)}
+    chosen.sort(key=lambda c: (min((order[b] for b in catalogue.tree.branches_of(c.topics)), default=len(order)), c.id))
     result.feasible = True
     result.proven_optimal = solution.status == "optimal"
     result.courses = [ProgrammeCourse(c.id, c.name, c.hours, c.course_type, c.lecturer_type, c.teaching_method, c.topics,

@@ -14,8 +14,9 @@ from typing import Any
 
 from kg.ontology import Ontology, load_ontology
 
-from recommender.analytics.catalogue import Catalogue, Course, Institution, TrainingClass
 from recommender.analytics.errors import RuleError
+from recommender.catalogue.rows import Course, Institution, TrainingClass
+from recommender.catalogue.snapshot import CatalogueSnapshot
 
 __all__ = [
     "CLASS_SCOPES",
@@ -131,7 +132,7 @@ class Numerator:
                             f"（可用：{'、'.join(_NUMERATOR_KEYS)}）")
         return cls(**{k: _tuple(data.get(k), f"{where}.numerator.{k}") for k in _NUMERATOR_KEYS})
 
-    def weight(self, course: Course, catalogue: Catalogue) -> float:
+    def weight(self, course: Course, catalogue: CatalogueSnapshot) -> float:
         """Share (0–1) of the course's hours that counts in the numerator."""
         checks = (
             (self.course_types, course.course_type in (self.course_types or ())),
@@ -145,7 +146,7 @@ class Numerator:
             return 1.0
         if not course.topics:
             return 0.0
-        inside = sum(any(catalogue.is_under(t, root) for root in self.topics_under) for t in course.topics)
+        inside = sum(any(catalogue.tree.is_under(t, root) for root in self.topics_under) for t in course.topics)
         return inside / len(course.topics)
 
 

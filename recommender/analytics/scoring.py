@@ -18,8 +18,9 @@ from typing import Any, NamedTuple
 
 from kg.ontology import Ontology, load_ontology
 
-from recommender.analytics.catalogue import PUBLISHED, Catalogue, Course, Textbook, attribute_of
 from recommender.analytics.errors import InputError, RuleError
+from recommender.catalogue.rows import Course, Textbook, attribute_of
+from recommender.catalogue.snapshot import CatalogueSnapshot
 
 __all__ = ["COMPONENTS", "Candidate", "ScoreComponent", "check_weights", "component_labels", "score_candidates"]
 
@@ -123,7 +124,7 @@ def _max_inclusive(ontology: Ontology, field: str) -> float:
 class _Scorer:
     """Everything a score needs that does not depend on the item, computed once per call."""
 
-    def __init__(self, catalogue: Catalogue, weights: Mapping[str, float], demand: Mapping[str, float] | None,
+    def __init__(self, catalogue: CatalogueSnapshot, weights: Mapping[str, float], demand: Mapping[str, float] | None,
                  gates: Sequence[str], as_of: dt.date, ontology: Ontology) -> None:
         self.catalogue = catalogue
         self.weights = {k: weights.get(k, 0.0) for k in COMPONENTS}
@@ -132,7 +133,7 @@ class _Scorer:
         self.as_of = as_of
         self.demand = dict(demand or {})
         self.max_demand = max(self.demand.values(), default=0)
-        priorities = [t.priority for t in catalogue.topics.values() if t.priority is not None]
+        priorities = [t.plan_priority for t in catalogue.tree.rows.values() if t.plan_priority is not None]
         self.max_priority = max(priorities, default=0)
         self.gate_attrs = tuple((attribute_of(g), ontology.property_labels.get(g, g)) for g in gates)
         for gate, (attr, _) in zip(gates, self.gate_attrs):
@@ -143,7 +144,7 @@ class _Scorer:
         self._memo: dict[tuple[str, ...], tuple[Any, ...]] = {}
 
     def _priority(self, topics: Iterable[str]) -> tuple[float | None, float | None]:
-        found = [p for p in (self.catalogue.priority_of(t) for t in topics) if p is not None]
+        found = [p for p in (self.catalogue.tree.priority_of(t) for t in topics) if p is not None]
         if not found or not self.max_priority:
             return None, None
         best = min(found)
@@ -159,7 +160,7 @@ class _Scorer:
         """Everything that depends only on an item's topics, memoised (many items share a topic set)."""
         found = self._memo.get(topics)
         if found is None:
-            branches = self.catalogue.branches_of(topics)
+            branches = self.catalogue.tree.branches_of(topics)
             found = (self._priority(topics), self._demand(topics), branches,
                      tuple(self.catalogue.topic_name(b) for b in branches))
             self._memo[topics] = found
@@ -189,13 +190,13 @@ class _Scorer:
             id=item.id, kind="course" if is_course else "textbook", name=item.name, institution=item.institution,
             topics=item.topics, branches=branches, is_case=item.is_case,
             score=sum(p[2] for p in parts), parts=parts, gate_failures=failures,
-            published=item.status == PUBLISHED, institution_name=self.catalogue.institution_name(item.institution),
+            published=item.status == self.catalogue.vocab.published, institution_name=self.catalogue.institution_name(item.institution),
             branch_names=branch_names, spec=self.spec,
         )
 
 
 def score_candidates(
-    catalogue: Catalogue,
+    catalogue: CatalogueSnapshot,
     weights: Mapping[str, float] | None = None,
     demand: Mapping[str, float] | None = None,
     *,
@@ -209,7 +210,7 @@ def score_candidates(
     ``weights`` and ``gates`` default to ``nomination.weights`` / ``nomination.gates`` of rules.yaml;
     ``demand`` maps topic id → number of cadres for whom the topic is a gap (the recommender's gap analysis).
     """
-    ontology = ontology or load_ontology()
+    ontology = ontology or catalogue.ontology
     rules = ontology.rules.get("nomination", {})
     weights = check_weights(rules.get("weights", {}) if weights is None else weights)
     unknown = set(kinds) - set(KIND_CLASS)

@@ -350,7 +350,7 @@ def leadership_compliance(
             institution, courses, what = snapshot.course_institution[pos], (record.course,), snapshot.course_name[pos]
         else:
             return None
-        if snapshot.institutions.get(institution or "", {}).get("institutionType") not in types:
+        if institution not in snapshot.institutions or snapshot.institutions[institution].institution_type not in types:
             return None
         for course in courses:
             pos = snapshot.course_pos.get(course)
