@@ -27,7 +27,7 @@ from recommender.labelled import Labelled
 from recommender.ranking.path import MAX_STEPS_PER_MODE, MIN_STEPS, LearningPath, build_path, hour_targets
 from recommender.learner.profile import CadreProfile, fetch_profile
 from recommender.ranking.recommend import RankConfig, Ranker, Recommendations
-from recommender.ranking.semantic import CourseVectors, EncoderVectors, SearchVectors, intent_scores
+from recommender.ranking.semantic import CourseVectors, SearchVectors, intent_scores
 from recommender.catalogue.snapshot import CatalogueSnapshot, load_snapshot
 
 __all__ = ["LearningMap", "MAX_INTENT_CHARS", "Recommender"]
@@ -96,9 +96,12 @@ class Recommender:
 
     @property
     def vectors(self) -> CourseVectors:
-        """Course and query vectors: the search engine's when given, else encoded here (lazily, cached)."""
+        """Course and query vectors: the search engine's when given, else those of the persisted index (opened once)."""
         if self._vectors is None:
-            self._vectors = EncoderVectors(self.snapshot, cache_dir=self._vectors_cache)
+            from recommender.search.service import SearchService
+
+            search = SearchService.open(self.store, snapshot=self.snapshot, update=False)
+            self._vectors = SearchVectors(search, self.snapshot)
         return self._vectors
 
     @staticmethod

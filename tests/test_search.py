@@ -15,16 +15,11 @@ from click.testing import CliRunner
 from kg.model import Edge, Node
 from recommender.search.documents import chunk_text, load_documents
 from recommender.search.near_duplicates import DEFAULT_THRESHOLD, near_duplicates
-from recommender.search.service import (
-    IndexConfig,
-    InvalidFilter,
-    SearchError,
-    SearchFilters,
-    SearchService,
-    Tokenizer,
-    build_vector_index,
-    rrf_fuse,
-)
+from recommender.search.config import IndexConfig
+from recommender.search.errors import IndexNotReady, InvalidFilter, SearchError
+from recommender.search.lexical import Tokenizer, rrf_fuse
+from recommender.search.service import SearchFilters, SearchService
+from recommender.search.vectors import build_vector_index
 from tests import searchkit
 
 COURSE = "Course"
@@ -165,7 +160,7 @@ class TestIncrementalIndex:
         def broken(*_args, **_kwargs):
             raise RuntimeError("编码中途失败")
 
-        monkeypatch.setattr(SearchService, "_encode_documents", broken)
+        monkeypatch.setattr("recommender.search.indexing.encode_documents", broken)
         with pytest.raises(RuntimeError):
             SearchService.open(built_store, index_dir=tmp_path / "index", ontology=ontology,
                                encoder=searchkit.encoder())
@@ -326,7 +321,6 @@ class TestSampleCatalogue:
     def test_cli_search_prints_titles_and_rejects_bad_filters(self, sample, request, monkeypatch):
         from recommender.cli import main
 
-        monkeypatch.setattr("recommender.search.service.load_encoder", lambda *_args: searchkit.encoder())
         settings = searchkit.sample_settings(request)
         monkeypatch.setenv("GANXUN_HOME", str(settings.home))
         monkeypatch.setenv("GANXUN_CORPORA", str(searchkit.SAMPLE))

@@ -136,7 +136,6 @@ def test_cli_tag_check(tagger, request, tmp_path, monkeypatch):
     settings = searchkit.sample_settings(request)
     monkeypatch.setenv("GANXUN_HOME", str(settings.home))
     monkeypatch.setenv("GANXUN_CORPORA", str(searchkit.SAMPLE))
-    monkeypatch.setattr("recommender.search.service.load_encoder", lambda *_args: searchkit.encoder())
     path = tmp_path / "new.jsonl"
     path.write_text(json.dumps({"type": "Course", "id": "course:x-9", "name": "碳排放权交易市场入门",
                                 "description": "解释全国碳排放权交易市场的配额分配、企业履约和碳价形成。",

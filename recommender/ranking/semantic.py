@@ -1,27 +1,21 @@
-"""The seam between the recommender and sentence embeddings: course vectors and query vectors.
+"""The seam between the recommender and sentence embeddings: course vectors and query vectors, from the index.
 
-The ranker needs two things only — a unit vector per snapshot course and a unit vector for a cadre's
-free-text intent — so this module keeps the seam that small.  :class:`SearchVectors` takes them from the
-search engine (:class:`recommender.search.service.SearchService`, whose persisted faiss index already holds every
-course); :class:`EncoderVectors` encodes the snapshot's course texts itself with
-:mod:`recommender.search.embedding` and caches them under ``Settings.home``, for when no search index is open.
+The ranker needs a unit vector per snapshot course and a unit vector for a cadre's free-text intent.  Both come
+from the search engine (:class:`recommender.search.service.SearchService`): course vectors are the ones its
+persisted index already holds, and queries go through the process's one encoder — there is no second model and
+no second encoding of the catalogue.  :meth:`SearchVectors.nearest` asks the index for the courses nearest an
+intent among the ones the ranker allows.
 """
 
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
-from recommender.search.embedding import encode_passages, encode_queries, load_encoder, resolve_model_source
 from recommender.catalogue.snapshot import CatalogueSnapshot
 
-if TYPE_CHECKING:  # pragma: no cover
-    from sentence_transformers import SentenceTransformer
-
-__all__ = ["CourseVectors", "EncoderVectors", "SearchVectors", "intent_scores"]
+__all__ = ["CourseVectors", "SearchVectors", "intent_scores"]
 
 
 class CourseVectors(Protocol):
@@ -45,65 +39,40 @@ def intent_scores(vectors: CourseVectors, text: str) -> np.ndarray:
 
 
 class SearchVectors:
-    """Course and query vectors from an open search service (its index must cover the snapshot's courses)."""
+    """Course and query vectors from an open search service (its index must cover the snapshot's courses).
+
+    The course matrix is cached per index generation: when another worker's update is installed, the next call
+    takes the new vectors.
+    """
 
     def __init__(self, service: Any, snapshot: CatalogueSnapshot) -> None:
         self.service = service
         self.snapshot = snapshot
         self._matrix: np.ndarray | None = None
+        self._generation: Any = None
 
     def course_vectors(self) -> np.ndarray:
-        if self._matrix is None:
+        generation = getattr(self.service, "generation", None)
+        if self._matrix is None or generation != self._generation:
             ids, vectors = self.service.document_vectors(self.snapshot.course_ids)
             matrix = np.zeros((self.snapshot.n_courses, vectors.shape[1] if len(ids) else 1), dtype=np.float32)
             for item_id, row in zip(ids, vectors):
                 matrix[self.snapshot.course_pos[item_id]] = row
-            self._matrix = matrix
+            self._matrix, self._generation = matrix, generation
         return self._matrix
 
     def encode_query(self, text: str) -> np.ndarray:
         return np.asarray(self.service.encode_query(text), dtype=np.float32)
 
+    def nearest(self, text: str, allowed_mask: np.ndarray, k: int) -> list[tuple[int, float]]:
+        """The ``k`` courses closest to ``text`` among the allowed course positions: ``(course_pos, cosine)``.
 
-class EncoderVectors:
-    """Encode the snapshot's course texts with the local model; vectors cached on disk by content hash."""
-
-    def __init__(self, snapshot: CatalogueSnapshot, cache_dir: Path | None = None, model: str | None = None,
-                 encoder: SentenceTransformer | None = None) -> None:
-        self.snapshot = snapshot
-        self.cache_dir = cache_dir
-        self.source = resolve_model_source(model)
-        self._encoder = encoder
-        self._matrix: np.ndarray | None = None
-
-    @property
-    def encoder(self) -> SentenceTransformer:
-        if self._encoder is None:
-            self._encoder = load_encoder(self.source)
-        return self._encoder
-
-    def _cache_path(self) -> Path | None:
-        if self.cache_dir is None:
-            return None
-        digest = hashlib.sha256(self.source.encode())
-        for text in self.snapshot.course_text:
-            digest.update(text.encode("utf-8"))
-            digest.update(b"\0")
-        return self.cache_dir / f"course-vectors-{digest.hexdigest()[:16]}.npy"
-
-    def course_vectors(self) -> np.ndarray:
-        if self._matrix is None:
-            path = self._cache_path()
-            if path is not None and path.exists():
-                self._matrix = np.load(path)
-            else:
-                self._matrix = encode_passages(self.encoder, self.snapshot.course_text)
-                if path is not None:
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    tmp = path.with_suffix(".tmp.npy")
-                    np.save(tmp, self._matrix)
-                    tmp.replace(path)
-        return self._matrix
-
-    def encode_query(self, text: str) -> np.ndarray:
-        return encode_queries(self.encoder, [text])[0]
+        ``allowed_mask`` is a boolean array over the snapshot's course positions; the cosine is that of the
+        course's best-matching chunk, as search scores it.  Courses the index does not hold are never returned.
+        """
+        allowed = np.asarray(allowed_mask, dtype=bool)
+        if allowed.shape != (self.snapshot.n_courses,):
+            raise ValueError(f"allowed_mask 的长度应为课程数 {self.snapshot.n_courses}，实际为 {allowed.shape}")
+        ids = [self.snapshot.course_ids[p] for p in np.flatnonzero(allowed)]
+        found = self.service.nearest(self.encode_query(text), ids, k)
+        return [(self.snapshot.course_pos[item_id], cosine) for item_id, cosine in found]

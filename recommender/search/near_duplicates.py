@@ -48,7 +48,7 @@ def near_duplicates(
         raise ValueError(f"相似度阈值 threshold 应在 (0, 1] 之间，实际为 {threshold}")
     if ids is None:
         mask = service.allowed_mask(filters or SearchFilters(kinds=(COURSE_CLASS,), statuses=()))
-        ids = [doc.id for doc, keep in zip(service.documents, mask) if keep]
+        ids = service.ids_where(mask)
     ids, vectors = service.document_vectors(ids)
     if len(ids) < 2:
         return []

@@ -36,7 +36,6 @@ from scipy.optimize import minimize
 from kg.ontology import Ontology
 from kg.readers import read_rows
 from recommender.search.documents import Document, document_from_row
-from recommender.search.embedding import encode_passages
 from recommender.search.service import SearchService
 
 __all__ = ["TagIssue", "TopicSuggestion", "TopicTagger", "check_files"]
@@ -143,7 +142,7 @@ class TopicTagger:
         cache = self.service.index_dir / f"topics-{key}.npy"
         if cache.is_file():
             return np.load(cache)
-        pairs = encode_passages(self.service.encoder, texts).reshape(len(self.topic_ids), 2, -1).mean(axis=1)
+        pairs = self.service.encoder.passage(texts).reshape(len(self.topic_ids), 2, -1).mean(axis=1)
         vectors = (pairs / np.linalg.norm(pairs, axis=1, keepdims=True)).astype(np.float32)
         cache.parent.mkdir(parents=True, exist_ok=True)
         for old in cache.parent.glob("topics-*.npy"):
@@ -191,7 +190,7 @@ class TopicTagger:
         stored = self.service.document(doc.id)
         if stored is not None and stored.content_hash == doc.content_hash:
             return self.service.document_vector(doc.id)
-        chunks = encode_passages(self.service.encoder, list(doc.chunks))
+        chunks = self.service.encoder.passage(list(doc.chunks))
         mean = chunks.mean(axis=0)
         return mean / np.linalg.norm(mean)
 
