@@ -16,6 +16,7 @@ from api.graph import graph
 from tests.test_api_support import (  # noqa: F401  (fixtures)
     PASSWORD, app, auth, bearer, client, index_dir, runner, template_home,
 )
+from tests.test_jobs import assert_progress_rises_to_total, record_progress
 
 
 @pytest.fixture
@@ -171,8 +172,9 @@ def test_sync_to_a_real_neo4j_with_progress(template_home, index_dir, tmp_path) 
     server = open_neo4j()  # skips (fails in CI) without a server; clears its graph
     home = tmp_path / "home"
     shutil.copytree(template_home, home)
-    settings = neo4j_settings(GANXUN_HOME=str(home))
-    app = create_app(app_config(home, index_dir, SETTINGS=settings))
+    settings = neo4j_settings(GANXUN_HOME=str(home), GANXUN_NEO4J_BATCH="50")  # several batches: several reports
+    app = create_app(app_config(home, index_dir, SETTINGS=settings, JOBS_PROGRESS_SECONDS=0))
+    record_progress(home / "jobs.db")
     client = app.test_client()
     header = bearer(app, "admin")
 
@@ -186,6 +188,7 @@ def test_sync_to_a_real_neo4j_with_progress(template_home, index_dir, tmp_path) 
             source = graph().store.node_counts()
         assert job["result"]["in_step"] is True and job["done"] == job["total"] > 0, (job, source, server.node_counts())
         assert server.node_counts() == source
+        assert_progress_rises_to_total(home / "jobs.db", job["id"], intermediate=3)  # from sync_graph's batches
     finally:
         server.clear()
         server.close()

@@ -58,6 +58,30 @@ def workers(tmp_path):
     return Jobs(path, progress_seconds=0), Jobs(path, progress_seconds=0)
 
 
+def record_progress(db: Path) -> None:
+    """Log every progress write to the jobs table at ``db`` (a trigger in the real database, so the test sees
+    each write the job made, however fast it ran)."""
+    with sqlite3.connect(db) as conn:
+        conn.executescript("""
+            CREATE TABLE progress_log (job INTEGER, done INTEGER, total INTEGER);
+            CREATE TRIGGER log_progress AFTER UPDATE OF done, total ON jobs
+            BEGIN INSERT INTO progress_log VALUES (new.id, new.done, new.total); END;
+        """)
+
+
+def assert_progress_rises_to_total(db: Path, job_id: int, intermediate: int) -> list[tuple[int, int]]:
+    """The job's progress writes never go back, end at their total, and include ``intermediate`` distinct
+    values strictly between start and end."""
+    with sqlite3.connect(db) as conn:
+        log = conn.execute("SELECT done, total FROM progress_log WHERE job = ? ORDER BY rowid", (job_id,)).fetchall()
+    dones = [d for d, _ in log]
+    assert dones == sorted(dones), log
+    total = log[-1][1]
+    assert total > 0 and log[-1] == (total, total), log
+    assert len({d for d, t in log if 0 < d < t}) >= intermediate, f"进度只有开始与结束：{log}"
+    return log
+
+
 def _finished(jobs: Jobs, job_id: int) -> Job:
     return _until(lambda: jobs.get(job_id), lambda j: j.state != "running", f"任务 {job_id} 结束")
 
@@ -238,30 +262,19 @@ def test_a_file_result_is_served_by_any_worker(app, twin) -> None:
 
 
 def test_reindex_progress_rises_batch_by_batch_to_its_total(sample_home, tmp_path) -> None:
-    """A real re-index of the sample catalogue: every progress write the job makes (recorded by a trigger in
-    the jobs database) rises monotonically, there are intermediate ones, and the last is at the total."""
+    """A real re-index of the sample catalogue (832 texts, encoded in batches): progress comes from
+    ``SearchService.update``'s callback, batch by batch, up to its total."""
     from api import create_app
 
     home = tmp_path / "home"
     shutil.copytree(sample_home, home)
     app = create_app(app_config(home, tmp_path / "index", AS_OF=SAMPLE_AS_OF, JOBS_PROGRESS_SECONDS=0))
     try:
-        with sqlite3.connect(home / "jobs.db") as conn:
-            conn.executescript("""
-                CREATE TABLE progress_log (job INTEGER, done INTEGER, total INTEGER);
-                CREATE TRIGGER log_progress AFTER UPDATE OF done, total ON jobs
-                BEGIN INSERT INTO progress_log VALUES (new.id, new.done, new.total); END;
-            """)
+        record_progress(home / "jobs.db")
         started = app.test_client().post("/api/admin/reindex", json={}, headers=bearer(app, "admin"))
         assert started.status_code == 202, started.json
         job = _finished(app.extensions["ganxun.jobs"], started.json["id"])
-        assert job.state == "done", job
-        with sqlite3.connect(home / "jobs.db") as conn:
-            log = conn.execute("SELECT done, total FROM progress_log WHERE job = ? ORDER BY rowid", (job.id,)).fetchall()
-        dones = [d for d, _ in log]
-        assert dones == sorted(dones), log
-        total = log[-1][1]
-        assert total > 0 and log[-1] == (total, total) and job.percent == 100.0
-        assert len({d for d, t in log if 0 < d < t}) >= 2, f"进度只有开始与结束：{log}"
+        assert job.state == "done" and job.percent == 100.0, job
+        assert_progress_rises_to_total(home / "jobs.db", job.id, intermediate=2)
     finally:
         app.extensions["ganxun.graph"].close()
