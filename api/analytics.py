@@ -108,7 +108,8 @@ class IndicatorQuery(FormatQuery):
 
 class ProgrammeBody(f.Schema):
     institution = f.String(required=True, validate=f.length(1, 200), metadata={"description": "举办机构编号"})
-    class_type = f.String(required=True, validate=f.length(1, 40), metadata={"description": "班次类型（如 主体班、进修班、专题班）"})
+    class_type = f.String(required=True, validate=f.length(1, 40), metadata={
+        "description": "班次类型：" + "、".join(load_ontology().classes["TrainingClass"].fields["classType"].allowed or ())})
     total_hours = f.Float(required=True, validate=f.range_(1, 2000), metadata={"description": "总学时"})
     topics = f.List(f.String(validate=f.length(1, 200)), load_default=list, validate=f.length(0, 50))
     categories = f.List(f.String(validate=f.length(1, 200)), load_default=list, validate=f.length(0, 20))

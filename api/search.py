@@ -14,6 +14,7 @@ from api.errors import fail
 from api.graph import get_node, graph
 from api.reports import report_schema
 from api.services import search_service
+from kg.ontology import load_ontology
 
 __all__ = ["bp", "run_search", "search_service"]
 
@@ -31,7 +32,8 @@ class SearchQuery(f.Schema):
     kind = f.List(f.String(validate=f.length(1, 40)), metadata={"description": "资源类型：Course、Textbook、CaseStudy（可多次）"})
     topic = f.List(f.String(validate=f.length(1, 200)), metadata={"description": "主题编号，含下位主题（可多次）"})
     institution = f.List(f.String(validate=f.length(1, 200)), metadata={"description": "机构编号（可多次）"})
-    delivery = f.List(f.String(validate=f.length(1, 20)), metadata={"description": "授课方式：面授、网络、直播、混合（可多次）"})
+    delivery = f.List(f.String(validate=f.length(1, 20)), metadata={
+        "description": "授课方式：" + "、".join(load_ontology().classes["Course"].fields["deliveryMode"].allowed or ()) + "（可多次）"})
     case_only = f.Boolean(load_default=False, metadata={"description": "只要案例"})
     min_hours = f.Float(validate=f.range_(0, 10000))
     max_hours = f.Float(validate=f.range_(0, 10000))

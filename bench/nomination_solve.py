@@ -29,7 +29,7 @@ from corpora.scale import write_scale_corpus  # noqa: E402
 from kg.build import load_files  # noqa: E402
 from kg.config import REPO_ROOT, Settings  # noqa: E402
 from kg.ontology import load_ontology  # noqa: E402
-from recommender.analytics.nominations import NominationConfig, optimise_nominations  # noqa: E402
+from recommender.analytics.nominations import NominationConfig, optimise_nominations, quota_modes  # noqa: E402
 from recommender.analytics.scoring import Candidate, score_candidates  # noqa: E402
 from recommender.catalogue.snapshot import CatalogueSnapshot  # noqa: E402
 
@@ -94,7 +94,7 @@ def main(courses: int, repeat: int, full_repeat: int, full_limit: float, seed: i
     print(header)
     for size in sizes:
         subset = textbooks + (courses_only if size >= len(scored) else rng.sample(courses_only, size - len(textbooks)))
-        for mode in ("per_list", "combined"):
+        for mode in quota_modes():
             config = NominationConfig.from_rules(quota_mode=mode)
             thin = median_run(catalogue, config, subset, True, repeat, 60.0)
             full = median_run(catalogue, config, subset, False, full_repeat, full_limit, warm_up=False)

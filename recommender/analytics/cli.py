@@ -139,7 +139,7 @@ def coverage(institution: str | None, level: str | None, top: int, demand_file: 
 
 @click.command()
 @click.option("--institution", required=True, help="举办机构编号")
-@click.option("--class-type", required=True, help="班次类型（如 主体班、进修班、专题班）")
+@click.option("--class-type", required=True, help="班次类型（取值见 ontology/shapes.ttl 的 TrainingClass.classType）")
 @click.option("--hours", type=float, required=True, help="总学时")
 @click.option("--topic", "topics", multiple=True, help="须覆盖的专题（主题编号，可多次给出）")
 @click.option("--category", "categories", multiple=True, help="学员干部类别编号（可多次给出）")
