@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-import numpy as np
-
 from kg.config import Settings
 from kg.store import open_store
 from kg.store.base import Store
@@ -24,10 +22,10 @@ from recommender.errors import InvalidRequest
 from recommender.learner.gaps import CoverageConfig, GapReport, TopicCoverage, analyse_gaps
 from recommender.learner.hours import HourReport, credit_mode_mask, hour_report
 from recommender.labelled import Labelled
-from recommender.ranking.path import MAX_STEPS_PER_MODE, MIN_STEPS, LearningPath, build_path, hour_targets
+from recommender.ranking.path import MIN_STEPS, LearningPath, build_path, hour_targets
 from recommender.learner.profile import CadreProfile, fetch_profile
-from recommender.ranking.recommend import RankConfig, Ranker, Recommendations
-from recommender.ranking.semantic import CourseVectors, SearchVectors, intent_scores
+from recommender.ranking.recommend import Intent, RankConfig, Ranker, Recommendations
+from recommender.ranking.semantic import CourseVectors, SearchVectors
 from recommender.catalogue.snapshot import CatalogueSnapshot, load_snapshot
 
 __all__ = ["LearningMap", "MAX_INTENT_CHARS", "Recommender"]
@@ -43,8 +41,10 @@ class LearningMap(Labelled):
     cadre_id: str
     today: dt.date
     branches: dict[str, tuple[TopicCoverage, ...]]
+    explanation: str = ""
 
-    LABELS: ClassVar[dict[str, str]] = {"cadre_id": "干部编号", "today": "统计日期", "branches": "板块"}
+    LABELS: ClassVar[dict[str, str]] = {"cadre_id": "干部编号", "today": "统计日期", "explanation": "覆盖说明",
+                                        "branches": "板块"}
 
 
 class Recommender:
@@ -65,7 +65,7 @@ class Recommender:
     ) -> None:
         self.snapshot = snapshot
         self.store = store
-        self.coverage = coverage or CoverageConfig()
+        self.coverage = coverage or CoverageConfig.from_rules(snapshot.ontology.rules)
         self.ranker = Ranker(snapshot, ranking)
         self._today = today
         self._vectors: CourseVectors | None
@@ -143,7 +143,8 @@ class Recommender:
         branches: dict[str, list[TopicCoverage]] = {}
         for item in report.topics:
             branches.setdefault(item.branch, []).append(item)
-        return LearningMap(report.cadre_id, report.today, {b: tuple(items) for b, items in branches.items()})
+        return LearningMap(report.cadre_id, report.today, {b: tuple(items) for b, items in branches.items()},
+                           report.explanation)
 
     def recommend(self, cadre_id: str, k: int = 10, intent: str | None = None, today: dt.date | None = None) -> Recommendations:
         """Top ``k`` courses with reasons, and textbooks/cases/sites for the largest gaps."""
@@ -157,12 +158,15 @@ class Recommender:
     def recommend_for(self, profile: CadreProfile, report: GapReport, day: dt.date, k: int = 10,
                       intent: str | None = None) -> Recommendations:
         """:meth:`recommend` for a profile and gap report already at hand."""
-        intent = self._clean_intent(intent)
-        return self.ranker.rank(profile, report, day, k=k, intent=self.intent_vector(intent), intent_text=intent)
+        return self.ranker.rank(profile, report, day, k=k, intent=self.intent(intent))
 
-    def intent_vector(self, intent: str | None) -> np.ndarray | None:
-        """Per-course [0, 1] closeness to the intent, or None without one."""
-        return None if intent is None else intent_scores(self.vectors, intent)
+    def intent(self, text: str | None) -> Intent | None:
+        """The cleaned intent with its nearest-course lookup over the search index's vectors, or None."""
+        text = self._clean_intent(text)
+        if text is None:
+            return None
+        vectors = self.vectors
+        return Intent(text, lambda allowed, k: vectors.nearest(text, allowed, k))
 
     def learning_path(self, cadre_id: str, today: dt.date | None = None, intent: str | None = None) -> LearningPath:
         """Courses in order that reach this year's remaining hours (see :mod:`recommender.ranking.path`)."""
@@ -174,11 +178,11 @@ class Recommender:
     def learning_path_for(self, profile: CadreProfile, report: GapReport, hours: HourReport, day: dt.date,
                           intent: str | None = None) -> LearningPath:
         """:meth:`learning_path` for a profile, gap report and hour report already at hand."""
-        intent = self._clean_intent(intent)
-        vector = self.intent_vector(intent)
+        query = self.intent(intent)
         targets = hour_targets(hours)
         masks = [credit_mode_mask(self.snapshot, mode) for mode in targets] or [None]
-        ranked = [self.ranker.rank(profile, report, day, k=MAX_STEPS_PER_MODE if targets else MIN_STEPS, intent=vector,
-                                   intent_text=intent, with_materials=False, allowed=mask).items
+        max_steps = self.ranker.config.path_max_steps
+        asked = max_steps if targets else MIN_STEPS
+        ranked = [self.ranker.rank(profile, report, day, k=asked, intent=query, with_materials=False, allowed=mask).items
                   for mask in masks]
-        return build_path(ranked, hours, self.snapshot, profile.cold_start)
+        return build_path(ranked, hours, self.snapshot, profile, max_steps, asked)

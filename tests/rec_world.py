@@ -93,7 +93,7 @@ def rules(real: dict[str, Any]) -> dict[str, Any]:
             "prerequisite_hours": 2.0, "material_gaps": 3, "path_max_steps_per_mode": 12,
         },
         "audience": {"exclude_mismatched": True, "fallback_when_short": True},
-        "intent": {"pool": 5, "lead": 2},
+        "intent": {"pool": 5, "lead": 2, "margin": 0.05},
     }
 
 

@@ -74,6 +74,21 @@ class TestOnlineCredit:
         credit = credit_record(rec(minutes=90, course="course:a-basic"), snap)
         assert not credit.counted and "平台" in credit.reason
 
+    def test_platform_certified_totals_are_credited_by_the_platforms_rule(self, snap):
+        # a quarterly total the platform has already credited: hours, no course, on a recognised platform
+        tiered = credit_record(rec(hours=12.5, platform="platform:tiered"), snap)
+        assert (tiered.hours, tiered.counted) == (12.5, True)
+        assert "平台核定" in tiered.reason and "分档平台" in tiered.reason
+        assert credit_record(rec(hours=7.0, platform="platform:per45"), snap).hours == 7.0
+
+    def test_a_rule_that_does_not_accept_certified_totals_credits_nothing_and_says_so(self, snap):
+        credit = credit_record(rec(hours=12.5, platform="platform:course"), snap)
+        assert (credit.hours, credit.counted) == (0.0, False) and "certified_totals" in credit.reason
+
+    def test_certified_totals_on_an_unrecognised_platform_or_unfinished_earn_nothing(self, snap):
+        assert not credit_record(rec(hours=12.5, platform="platform:app"), snap).counted
+        assert not credit_record(rec(hours=12.5, platform="platform:tiered", completed=False), snap).counted
+
     def test_unknown_mode_is_named(self, snap):
         credit = credit_record(rec(mode="自学"), snap)
         assert not credit.counted and "自学" in credit.reason
@@ -140,6 +155,15 @@ class TestRuleCompliance:
         items = credited(("集中培训", "2024-06-01", 100, 95))
         result = rule_compliance(rule(snap, "conc-a"), items, snap.ontology.rules, D("2025-01-01"))
         assert result.status == "已达标" and result.shortfall == 0.0 and result.progress == 1.0
+
+    def test_not_met_yet_but_on_pace_reads_on_track(self, snap):
+        # 30 h by 1 July: 30 × 365 / 182 = 60.16 projected ≥ 50 → 进度正常; 20 h projects to 40.11 → 未达标
+        on_pace = rule_compliance(rule(snap, "online-a"), credited(("网络自学", "2026-03-01", 30, 0)), snap.ontology.rules, D("2026-07-01"))
+        assert (on_pace.status, on_pace.met, on_pace.on_track, on_pace.shortfall) == ("进度正常", False, True, 20.0)
+        behind = rule_compliance(rule(snap, "online-a"), credited(("网络自学", "2026-03-01", 20, 0)), snap.ontology.rules, D("2026-07-01"))
+        assert (behind.status, behind.on_track) == ("未达标", False)
+        year_end = rule_compliance(rule(snap, "online-a"), credited(("网络自学", "2026-03-01", 30, 0)), snap.ontology.rules, D("2026-12-31"))
+        assert year_end.status == "未达标"  # at the period's end the pace is what was earned
 
     def test_unset_rule_is_reported_unset_never_guessed(self, snap):
         result = rule_compliance(rule(snap, "conc-c"), credited(("集中培训", "2026-02-01", 9, 1)), snap.ontology.rules, D("2026-07-01"))
@@ -221,6 +245,16 @@ class TestReport:
         assert report.leadership[0].last_date == D("2024-05-10")
         data = report.to_dict()
         assert set(data) >= {"学时要求", "领导班子培训要求", "可疑学习行为", "未认定学时的记录"}
+
+    def test_certified_totals_count_towards_the_yearly_rule(self, store, ontology):
+        snap = build(store, ontology)
+        add_cadre(store, records=[{"date": f"2026-{m:02d}-28", "mode": "网络自学", "hours": 12.5, "platform": "platform:tiered"}
+                                  for m in (3, 6, 9)] + [online("2026-10-01", "course:c-plain", 40, "platform:tiered")])
+        report = hour_report(fetch_profile(store, snap, "cadre:1"), snap, D("2026-11-15"))
+        online_rule = report.rule("网络自学")
+        assert online_rule.earned_hours == 38.5  # 3 × 12.5 certified + 1 for the 40-minute course
+        assert online_rule.status == "未达标"  # 38.5 × 365 / 319 = 44.05 projected, below 50
+        assert not report.uncredited
 
     def test_path_estimate_uses_the_courses_platform(self, snap):
         assert estimate_credit(snap, snap.course_pos["course:c-plain"]) == ("网络自学", 1.0)

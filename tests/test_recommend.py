@@ -2,7 +2,9 @@
 
 The rules under test: published items only; nothing completed (nor its newer version); a course on a
 topic with an uncovered prerequisite only after a course on that prerequisite; reasons that name the
-gap, the requirement and its plan section; and a path that puts prerequisites first and meets the hours.
+gap, the requirement, the side of the list it serves and its plan section; the blend of job and core in
+the configured proportions; the audience rule; an intent that moves the list; and a path that puts
+prerequisites first and meets the hours, or says why not and what to do instead.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ import numpy as np
 import pytest
 
 from recommender.errors import InvalidRequest, UnknownCadre
+from recommender.ranking.recommend import RankConfig
 from recommender.ranking.semantic import SearchVectors, intent_scores
 from recommender.search.service import SearchService
 from recommender.service import Recommender
-from tests.rec_world import add_cadre, build, concentrated, online
+from tests.rec_world import add_cadre, build, concentrated, course, online
 
 TODAY = dt.date(2026, 1, 1)
 
@@ -101,8 +104,8 @@ class TestReasons:
     def test_the_reason_names_the_gap_the_requirement_and_its_section(self, world):
         add_cadre(world[1], records=[concentrated("2025-12-31", 8.0, course="course:a-basic")])
         first = recommender(world).recommend("cadre:1").items[0]
-        assert first.reason == "你所在的岗位领域（金融监管）要求学习『乙主题』，近三年相关学时为 0（规划 四（一））"
-        assert (first.gap_topic, first.section) == ("topic:b", "四（一）")
+        assert first.reason == "岗位所需：你所在的岗位领域（金融监管）要求学习『乙主题』，有效学时 0 / 6 学时（0%）（规划 四（一））"
+        assert (first.gap_topic, first.section, first.side) == ("topic:b", "四（一）", "job")
 
     def test_each_course_is_explained_by_a_gap_it_fills(self, world):
         snap, store = world
@@ -128,26 +131,35 @@ class TestDiversityAndColdStart:
 
     def test_the_gap_a_course_fills_shrinks_for_the_next_pick(self, world):
         # 丙 needs 2 h; after one 1-hour 丙 course the other still helps, but 甲/乙 courses should come between
+        # (one ranking over every gap: with the blend, 丙 is the job side's last course and takes its slots)
         add_cadre(world[1], records=[concentrated("2025-12-31", 3.0, course="course:a-basic")])
-        order = ids(recommender(world).recommend("cadre:1", k=6))
+        unblended = RankConfig.from_rules(world[0].ontology.rules, blend_job=None)
+        order = ids(recommender(world, ranking=unblended).recommend("cadre:1", k=6))
         first_c = min(order.index("course:c-case"), order.index("course:c-plain"))
         second_c = max(order.index("course:c-case"), order.index("course:c-plain"))
         assert second_c - first_c > 1
 
 
 class FixedVectors:
-    """Course vectors by hand: 丙讲授 points where the intent points (a collaborator stub for the seam)."""
+    """Course vectors by hand: ``close`` courses point where the intent points (a collaborator stub for the seam)."""
 
-    def __init__(self, snap) -> None:
+    def __init__(self, snap, close: tuple[str, ...] = ("course:c-plain",)) -> None:
         self.matrix = np.zeros((snap.n_courses, 2), dtype=np.float32)
         self.matrix[:, 1] = 1.0
-        self.matrix[snap.course_pos["course:c-plain"]] = (1.0, 0.0)
+        for item in close:
+            self.matrix[snap.course_pos[item]] = (1.0, 0.0)
 
     def course_vectors(self) -> np.ndarray:
         return self.matrix
 
     def encode_query(self, text: str) -> np.ndarray:
         return np.array([1.0, 0.0], dtype=np.float32)
+
+    def nearest(self, text: str, allowed_mask: np.ndarray, k: int) -> list[tuple[int, float]]:
+        cosine = self.matrix @ self.encode_query(text)
+        allowed = np.flatnonzero(allowed_mask)
+        best = allowed[np.argsort(-cosine[allowed], kind="stable")[:k]]
+        return [(int(i), float(cosine[i])) for i in best]
 
 
 class StubSearch:
@@ -177,7 +189,7 @@ class TestIntent:
         with_intent = plain.recommend("cadre:1", k=8, intent="想学丙讲授")
         assert ids(with_intent).index("course:c-plain") < without.index("course:c-plain")
         item = with_intent.items[ids(with_intent).index("course:c-plain")]
-        assert any("学习意向「想学丙讲授」" in d for d in item.details)
+        assert "学习意向「想学丙讲授」" in item.reason and item.intent_match
 
     def test_real_encoder_finds_the_named_course(self, world, tmp_path):
         snap, store = world
@@ -224,3 +236,127 @@ class TestBadInput:
         add_cadre(world[1])
         with pytest.raises(InvalidRequest, match=field):
             recommender(world).recommend("cadre:1", **kwargs)
+
+
+def sides(recommendations) -> list[str | None]:
+    return [s.side for s in recommendations.items]
+
+
+class TestBlend:
+    """A list blends the job side (乙 from the domain, 丙 from the category) with the core (甲, all cadres)."""
+
+    def test_the_configured_proportions_hold_and_the_job_leads(self, world):
+        add_cadre(world[1])
+        result = recommender(world).recommend("cadre:1", k=5)
+        assert sides(result) == ["job", "core", "job", "core", "job"]  # 0.6 / 0.4, each slot to the side most behind
+        for item in result.items:
+            assert item.reason.startswith("岗位所需：" if item.side == "job" else "全体干部必学：")
+
+    def test_other_proportions_are_data(self, world):
+        add_cadre(world[1])
+        core_first = RankConfig.from_rules(world[0].ontology.rules, blend_job=0.2)
+        result = recommender(world, ranking=core_first).recommend("cadre:1", k=5)
+        assert sides(result).count("job") == 1 and result.items[0].side == "core"
+
+    def test_the_blend_must_add_up_to_one(self, world):
+        rules = {**world[0].ontology.rules, "ranking": {**world[0].ontology.rules["ranking"], "blend": {"job": 0.7, "core": 0.4}}}
+        with pytest.raises(InvalidRequest, match="blend"):
+            RankConfig.from_rules(rules)
+
+    def test_a_side_with_nothing_left_yields_its_slots(self, world):
+        # 乙 and 丙 covered: only the core has gaps, and it fills the list
+        add_cadre(world[1], records=[concentrated("2025-12-31", 8.0, course="course:b-adv"),
+                                     online("2025-12-31", "course:c-case", 45, "platform:tiered"),
+                                     online("2025-12-31", "course:c-plain", 45, "platform:tiered")])
+        result = recommender(world).recommend("cadre:1", k=3)
+        assert sides(result) == ["core", "core", "core"]
+        assert all(item.reason.startswith("全体干部必学：") for item in result.items)
+
+
+AUDIENCE_COURSES = [
+    course("course:a-other", ["topic:a"], 2, rating=5.0, enrolments=90_000, name="甲（丙类干部专题）", audience=("category:y",)),
+    course("course:a-own", ["topic:a"], 2, rating=3.0, enrolments=100, name="甲（领导班子专题）", audience=("group:g",)),
+]
+
+
+class TestAudience:
+    @pytest.fixture
+    def audience_world(self, store, ontology):
+        return build(store, ontology, AUDIENCE_COURSES), store
+
+    def test_an_item_for_another_audience_never_appears_while_others_can_fill_the_list(self, audience_world):
+        add_cadre(audience_world[1])
+        result = recommender(audience_world).recommend("cadre:1", k=8)  # the eight courses for them or for anyone
+        assert "course:a-other" not in ids(result)  # the best-rated course of all, but declared for 丙类干部 only
+        own = result.items[ids(result).index("course:a-own")]
+        assert "课程面向领导班子成员，与你的身份相符" in own.details
+        assert not any("课程面向" in d for s in result.items if s.item_id != "course:a-own" for d in s.details)
+
+    def test_when_the_list_cannot_be_filled_it_comes_last_and_says_so(self, audience_world):
+        add_cadre(audience_world[1])
+        result = recommender(audience_world).recommend("cadre:1", k=20)
+        order = ids(result)
+        assert order[-1] == "course:a-other"
+        assert any("面向你的课程不足" in d and "丙类干部" in d for d in result.items[-1].details)
+
+    def test_without_the_fallback_it_never_appears(self, audience_world):
+        add_cadre(audience_world[1])
+        strict = RankConfig.from_rules(audience_world[0].ontology.rules, fallback_when_short=False)
+        assert "course:a-other" not in ids(recommender(audience_world, ranking=strict).recommend("cadre:1", k=20))
+
+    def test_a_cadre_it_is_for_gets_it(self, audience_world):
+        add_cadre(audience_world[1], category="category:y", groups=(), domain=None)
+        assert "course:a-other" in ids(recommender(audience_world).recommend("cadre:1", k=3))
+
+
+class TestIntentMovesTheList:
+    @pytest.fixture
+    def intent_world(self, store, ontology):
+        # 根 is no cadre's requirement: a course on it alone is close to nothing required
+        return build(store, ontology, [course("course:root-only", ["topic:root"], 1, name="根概论")]), store
+
+    def test_an_intent_on_a_required_topic_leads_the_list(self, intent_world):
+        snap, store = intent_world
+        add_cadre(store)
+        plain = recommender(intent_world).recommend("cadre:1", k=5)
+        assert ids(plain)[0] != "course:c-case"
+        moved = recommender(intent_world, search=FixedVectors(snap, ("course:c-case", "course:root-only"))).recommend(
+            "cadre:1", k=5, intent="想学丙的案例")
+        assert ids(moved)[0] == "course:c-case" and moved.items[0].intent_match
+        assert moved.items[0].reason.startswith("符合你的学习意向「想学丙的案例」") and "岗位所需：" in moved.items[0].reason
+        assert "course:root-only" not in ids(moved)[:2] and moved.note == ""
+
+    def test_an_intent_matching_nothing_required_says_so_and_offers_the_closest(self, intent_world):
+        snap, store = intent_world
+        add_cadre(store)
+        result = recommender(intent_world, search=FixedVectors(snap, ("course:root-only",))).recommend(
+            "cadre:1", k=5, intent="想学根概论")
+        assert ids(result)[0] == "course:root-only" and not result.items[0].intent_match
+        assert "不在你要求学习的主题之内" in result.items[0].reason
+        assert "都不接近" in result.note and result.to_dict()["说明"] == result.note
+        assert result.items[1].gap_topic is not None  # the rest still fills gaps
+
+
+class TestPathReachesTheTarget:
+    def test_a_reachable_target_is_met(self, world):
+        # 集中培训 met for the plan window; 48 certified online hours this year leave 2 h, which two online courses supply
+        add_cadre(world[1], records=[{"date": "2026-09-28", "mode": "网络自学", "hours": 48.0, "platform": "platform:tiered"},
+                                     concentrated("2025-06-01", 600.0, situation="脱产培训")])
+        path = recommender(world).learning_path("cadre:1", today=dt.date(2026, 11, 15))
+        assert path.targets == {"网络自学": 2.0}
+        assert path.reaches_targets and path.planned["网络自学"] >= 2.0 and "可补齐" in path.note
+        assert all(step.mode == "网络自学" for step in path.steps)
+
+    def test_an_unreachable_target_says_why_and_names_an_open_class(self, world):
+        add_cadre(world[1])
+        path = recommender(world).learning_path("cadre:1", today=dt.date(2026, 11, 15))
+        assert set(path.shortfalls) == {"网络自学", "集中培训"}
+        assert "网络自学：你尚未学过、可向你推荐的已发布课程全部列入" in path.note
+        assert [k.class_id for k in path.classes] == ["class:intro"] and path.classes[0].for_cadre
+        assert "可报名参加组织安排的班次：『初任培训班』（初任培训，2026-12-07" in path.note
+        assert path.shortfalls["集中培训"] == round(path.targets["集中培训"] - path.planned.get("集中培训", 0.0), 2)
+
+    def test_no_open_class_is_said_too(self, world):
+        add_cadre(world[1])
+        path = recommender(world).learning_path("cadre:1", today=dt.date(2026, 12, 8))  # the class has started
+        assert not path.classes and "目前没有尚未开班" in path.note

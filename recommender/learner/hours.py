@@ -4,10 +4,13 @@ All figures come from ``ontology/rules.yaml``:
 
 * 网络自学 earns hours only on a platform the 组织人事部门 recognise (规划 一、注 2), by that platform's
   crediting rule (``platform_crediting``: tiers by minutes, minutes per 学时, or the course's own hours;
-  a bonus for a passed test; completion required) — the mechanics of 学时互认;
+  a bonus for a passed test; completion required) — the mechanics of 学时互认.  A record with hours and no
+  course is a total the platform has already credited (a quarterly certified total); it counts as certified
+  where the platform's rule says ``certified_totals: true``, and not at all otherwise;
 * 集中培训 counts in the four situations of note 1 (and as a class — 班次 — attended by organisation);
-* each hour rule of the cadre's hour group is checked over its period (this year, or the plan window);
-  a rule whose figure is null is reported as 未设置 and never guessed;
+* each hour rule of the cadre's hour group is checked over its period (this year, or the plan window):
+  已达标 when met, 进度正常 when not yet met but the pace so far reaches it by the period's end, 未达标
+  otherwise; a rule whose figure is null is reported as 未设置 and never guessed;
 * the 领导班子 rule: a systematic theory and party-spirit training every 2–3 years, and enough days in five;
 * plausibility flags for patterns auto-play scripts leave (too many online hours in a day, minutes far
   above the course's length).  Flags do not change credit: a person decides.
@@ -31,6 +34,7 @@ from recommender.catalogue.snapshot import CatalogueSnapshot
 
 __all__ = [
     "MINUTES_PER_CLASS_HOUR",
+    "STATUSES",
     "Credit",
     "HourReport",
     "LeadershipCompliance",
@@ -47,7 +51,9 @@ __all__ = [
 
 #: One 学时 is a 45-minute class period; used to compare minutes watched with a course's length.
 MINUTES_PER_CLASS_HOUR = 45
-_STATUS_MET, _STATUS_SHORT, _STATUS_UNSET = "已达标", "未达标", "未设置"
+_STATUS_MET, _STATUS_ON_TRACK, _STATUS_SHORT, _STATUS_UNSET = "已达标", "进度正常", "未达标", "未设置"
+#: Every status a rule can read, for reports that count them.
+STATUSES = (_STATUS_MET, _STATUS_ON_TRACK, _STATUS_SHORT, _STATUS_UNSET)
 _PERIOD_LABELS = {"year": "每年", "plan_window": "规划期"}
 
 
@@ -79,8 +85,15 @@ def _online_credit(record: Record, snapshot: CatalogueSnapshot) -> Credit:
     rule = rules.get("platform_crediting", {}).get(platform.credit_rule or "")
     if rule is None:
         return Credit(0.0, 0.0, False, f"平台『{platform.name}』未配置学时认定规则（rules.yaml platform_crediting），学时不予认定")
+    rule_name = rule.get("name", platform.credit_rule)
     if rule.get("requires_completion", True) and not record.completed:
-        return Credit(0.0, 0.0, False, f"未完成学习，按『{rule.get('name', platform.credit_rule)}』不认定学时")
+        return Credit(0.0, 0.0, False, f"未完成学习，按『{rule_name}』不认定学时")
+    if course is None and record.hours is not None:
+        if not rule.get("certified_totals"):
+            return Credit(0.0, 0.0, False, f"平台『{platform.name}』的认定规则『{rule_name}』不接受平台报送的学时合计"
+                                           "（rules.yaml platform_crediting 的 certified_totals），学时不予认定")
+        return Credit(_round(record.hours), 0.0, True,
+                      f"{platform.name}·{rule_name}：平台核定的网络自学学时 {_round(record.hours):g} 学时（学时互认）")
     minutes = record.minutes or 0.0
     if "tiers" in rule:
         tiers = sorted(rule["tiers"], key=lambda t: -float(t["min_minutes"]))
@@ -195,8 +208,15 @@ class RuleCompliance(Labelled):
         return self.earned_hours >= self.required_hours or by_days
 
     @property
+    def on_track(self) -> bool:
+        """Not met yet, but the pace so far reaches the requirement by the period's end."""
+        return not self.unset and not self.met and self.projected_hours >= self.required_hours
+
+    @property
     def status(self) -> str:
-        return _STATUS_UNSET if self.unset else _STATUS_MET if self.met else _STATUS_SHORT
+        if self.unset:
+            return _STATUS_UNSET
+        return _STATUS_MET if self.met else _STATUS_ON_TRACK if self.on_track else _STATUS_SHORT
 
     @property
     def required_label(self) -> float | str:

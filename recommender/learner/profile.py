@@ -1,13 +1,15 @@
 """What a cadre must study, and what they have studied: requirements from the ontology, records from the store.
 
 Requirements follow ``ontology/requirements.yaml``: the union of ``all_cadres``, the cadre's category, each of
-their target groups and their position domain; where a topic appears more than once, essential beats
-optional and the largest hour threshold wins.  The entry that decides the level and threshold is the one a
-reason cites (ties go to the most specific source: domain, then group, then category, then all cadres),
-because "你所在岗位要求……" tells a cadre more than "全体干部……".
+their target groups and their position domain (a cadre with no stated domain gets the others only); where a
+topic appears more than once, essential beats optional and the largest hour threshold wins.  The entry that
+decides the level and threshold is the one a reason cites (ties go to the most specific source: domain, then
+group, then category, then all cadres), because "你所在岗位要求……" tells a cadre more than "全体干部……".
+Every source asking a topic is kept (``sources``): the weight of a gap follows the most heavily weighted of
+them, and a topic every cadre must study belongs to the core side of a list (the 主题主线), whoever else asks it.
 
-Records are personal, so they are fetched per request: the ``OF_CADRE`` edges into the cadre, the record
-nodes, and each record's ``FOR_COURSE`` / ``IN_CLASS`` / ``VIA_PLATFORM`` edges.
+Records are personal, so they are fetched per request, in one store round trip: the record nodes pointing at
+the cadre (``OF_CADRE``) with their ``FOR_COURSE`` / ``IN_CLASS`` / ``VIA_PLATFORM`` edges.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ __all__ = [
 LEVELS = {"essential": "必学", "optional": "选学"}
 #: Sources of a requirement, most specific first: (requirements.yaml key, class whose label names it).
 _SOURCES = (("domains", "PositionDomain"), ("groups", "TargetGroup"), ("categories", "CadreCategory"), ("all_cadres", None))
+#: The two sides of a list: what the cadre's own job asks, and what every cadre must study (主题主线).
+SIDES = {"job": "岗位所需", "core": "全体干部"}
 
 
 @dataclass(frozen=True)
@@ -55,15 +59,26 @@ class Requirement(Labelled):
     source_class: str  # Chinese class label of the source (岗位领域, 培训对象 …), "" for all cadres
     note: str = ""
     priority: int = 3
+    sources: tuple[str, ...] = ()  # every requirements.yaml key asking this topic of the cadre
 
     LABELS: ClassVar[dict[str, str]] = {
         "topic_id": "主题编号", "topic_name": "主题", "level_label": "要求", "hours": "学时门槛",
-        "section": "规划条目", "basis": "依据", "note": "说明",
+        "section": "规划条目", "basis": "依据", "side_label": "类别", "note": "说明",
     }
 
     @property
     def level_label(self) -> str:
         return LEVELS.get(self.level, self.level)
+
+    @property
+    def side(self) -> str:
+        """``core`` when every cadre must study the topic (the 主题主线), else ``job``."""
+        return "core" if "all_cadres" in (self.sources or (self.source,)) else "job"
+
+    @property
+    def side_label(self) -> str:
+        """"岗位所需" or "全体干部必学" / "全体干部选学": which side of the list the topic serves."""
+        return SIDES["job"] if self.side == "job" else f"{SIDES['core']}{self.level_label}"
 
     @property
     def basis(self) -> str:
@@ -191,6 +206,7 @@ def merge_requirements(
             source_class=class_labels.get(class_name, "") if class_name else "",
             note=str(cited.get("note", "")),
             priority=int(topics.get(topic, {}).get("planPriority", 3) or 3),
+            sources=tuple(dict.fromkeys(k for _, k, _, _ in sorted(entries, key=lambda item: item[0][2]))),
         ))
     return sorted(merged, key=lambda r: (_level_rank(r.level), r.topic_id))
 
@@ -200,17 +216,17 @@ def _number(value: Any) -> float | None:
 
 
 def fetch_records(store: Store, ontology: Ontology, cadre_id: str, until: dt.date | None = None) -> list[Record]:
-    """The cadre's records dated on or before ``until`` (all when None), oldest first."""
+    """The cadre's records dated on or before ``until`` (all when None), oldest first; one store round trip."""
     rel = ontology.relationship_types
-    record_ids = [e.src for e in store.edges(dst=cadre_id, type=rel["ofCadre"])]
     records: list[Record] = []
     links = {rel["forCourse"]: "course", rel["inClass"]: "klass", rel["viaPlatform"]: "platform"}
-    for node in store.get_nodes(record_ids):
+    for found in store.referrers([cadre_id], rel["ofCadre"])[cadre_id]:
+        node = found.node
         date = parse_date(node.get("date"))
         if date is None or (until is not None and date > until):
             continue
         ends: dict[str, str] = {}
-        for edge in store.edges(src=node.id):
+        for edge in found.edges:
             if edge.type in links:
                 ends[links[edge.type]] = edge.dst
         records.append(Record(
@@ -256,7 +272,7 @@ def fetch_profile(store: Store, snapshot: CatalogueSnapshot, cadre_id: str, unti
     rel = ontology.relationship_types
     category = domain = None
     groups: list[str] = []
-    for edge in store.edges(src=cadre_id):
+    for edge in store.edges_from([cadre_id])[cadre_id]:
         if edge.type == rel["category"]:
             category = edge.dst
         elif edge.type == rel["positionDomain"]:

@@ -1,10 +1,16 @@
-"""A learning path: an ordered set of courses that reaches this year's remaining hours.
+"""A learning path: an ordered set of courses that reaches this year's remaining hours, or says why not.
 
 Targets come from the hour report: for each training mode the hours still needed this year
 (``remaining_this_year``: a yearly rule's shortfall, or a plan-window rule's shortfall spread over the
 years left).  For each mode with a target the ranker's list of that mode's courses (already filling the
-largest gaps first and respecting prerequisites) is walked in order until the target is met or the mode
-has :data:`MAX_STEPS_PER_MODE` steps; a course that prepares another's prerequisite comes along.
+largest gaps first and respecting prerequisites and the audience rule) is walked in order until the target
+is met or the mode has ``path_max_steps`` steps (``ontology/rules.yaml`` ``ranking.path_max_steps_per_mode``);
+a course that prepares another's prerequisite comes along.
+
+When a target is out of reach the note says precisely why — the published courses of that mode left to the
+cadre cannot supply the hours, or the step limit was reached — and what to do instead: the open training
+classes (班次) meant for the cadre (an open 初任培训 class for a new recruit, say), else to ask the
+organisation department for a class; for 网络自学, the platforms' certified hours, which count too.
 
 Order: prerequisites first (a topological order of the "must follow" links), and among courses free to
 go next, the other mode than the previous step's where one is available, so 集中 and 网络 alternate.  When
@@ -21,16 +27,17 @@ from typing import ClassVar
 import networkx as nx
 
 from recommender.learner.hours import HourReport, estimate_credit
+from recommender.learner.profile import CadreProfile
 from recommender.labelled import Labelled
 from recommender.ranking.recommend import Suggestion
 from recommender.catalogue.snapshot import CatalogueSnapshot
 
-__all__ = ["MAX_STEPS_PER_MODE", "MIN_STEPS", "LearningPath", "PathStep", "build_path", "hour_targets"]
+__all__ = ["MIN_STEPS", "LearningPath", "OpenClass", "PathStep", "build_path", "hour_targets", "open_classes"]
 
 #: Steps of a path when no hour target is left: enough to act on, few enough to finish.
 MIN_STEPS = 5
-#: Most courses one mode contributes; hours beyond them are left to classes (班次) the organisation arranges.
-MAX_STEPS_PER_MODE = 12
+#: Open classes named in a note when a 集中培训 target is out of reach.
+CLASSES_NAMED = 3
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,30 @@ class PathStep(Labelled):
 
 
 @dataclass(frozen=True)
+class OpenClass(Labelled):
+    """A training class (班次) still to start, meant for the cadre or for anyone: what to enrol in instead."""
+
+    class_id: str
+    name: str
+    class_type: str
+    start: dt.date
+    end: dt.date | None
+    institution: str
+    hours: float
+    for_cadre: bool  # declared for the cadre's category or groups (not merely open to anyone)
+
+    LABELS: ClassVar[dict[str, str]] = {
+        "class_id": "班次编号", "name": "班次", "class_type": "班次类型", "start": "开班日期", "end": "结业日期",
+        "institution": "举办机构", "hours": "课程学时", "for_cadre": "面向本人",
+    }
+
+    @property
+    def phrase(self) -> str:
+        end = f"至 {self.end.isoformat()}" if self.end else ""
+        return f"『{self.name}』（{self.class_type}，{self.start.isoformat()}{end}，{self.institution}，课程 {self.hours:g} 学时）"
+
+
+@dataclass(frozen=True)
 class LearningPath(Labelled):
     cadre_id: str
     today: dt.date
@@ -55,15 +86,18 @@ class LearningPath(Labelled):
     steps: tuple[PathStep, ...]
     note: str
     cold_start: bool
+    shortfalls: dict[str, float]
+    classes: tuple[OpenClass, ...] = ()
 
     LABELS: ClassVar[dict[str, str]] = {
         "cadre_id": "干部编号", "today": "统计日期", "targets": "本年度尚需学时", "planned": "路径预计学时",
-        "steps": "学习路径", "note": "说明", "cold_start": "尚无学习记录",
+        "shortfalls": "路径之外仍差学时", "steps": "学习路径", "classes": "可报名的班次", "note": "说明",
+        "cold_start": "尚无学习记录",
     }
 
     @property
     def reaches_targets(self) -> bool:
-        return all(self.planned.get(mode, 0.0) >= need - 1e-9 for mode, need in self.targets.items())
+        return not self.shortfalls
 
 
 def hour_targets(report: HourReport) -> dict[str, float]:
@@ -73,6 +107,21 @@ def hour_targets(report: HourReport) -> dict[str, float]:
         if rule.remaining_this_year:
             targets[rule.mode] = max(targets.get(rule.mode, 0.0), rule.remaining_this_year)
     return targets
+
+
+def open_classes(snapshot: CatalogueSnapshot, profile: CadreProfile, today: dt.date) -> list[OpenClass]:
+    """Classes starting after ``today`` this year or next that are declared for the cadre or for anyone;
+    those meant for the cadre first, then by start date."""
+    roles = {profile.category_id, *profile.group_ids} - {None}
+    found: list[OpenClass] = []
+    for klass in snapshot.classes.values():
+        audience = set(klass.audience_category) | set(klass.audience_group)
+        if klass.start_date is None or klass.start_date <= today or (audience and not audience & roles):
+            continue
+        hours = sum(float(snapshot.course_hours[snapshot.course_pos[c]]) for c in klass.courses if c in snapshot.course_pos)
+        found.append(OpenClass(klass.id, klass.name, klass.class_type, klass.start_date, klass.end_date,
+                               snapshot.institution_name(klass.institution), hours, bool(audience & roles)))
+    return sorted(found, key=lambda k: (not k.for_cadre, k.start, k.class_id))
 
 
 def _order(chosen: list[tuple[Suggestion, str, float]]) -> list[int]:
@@ -101,16 +150,18 @@ def _order(chosen: list[tuple[Suggestion, str, float]]) -> list[int]:
 
 
 def build_path(ranked: Sequence[Sequence[Suggestion]], report: HourReport, snapshot: CatalogueSnapshot,
-               cold_start: bool) -> LearningPath:
+               profile: CadreProfile, max_steps: int, asked: int) -> LearningPath:
     """Choose and order courses from ranked lists (one per mode with a target, or one general list).
 
     Each list must be prerequisite-consistent (every ``after`` item earlier in the same list), as the
-    ranker makes them.
+    ranker makes them; ``asked`` is how many items each list was asked for (a shorter list means the
+    catalogue had no more), ``max_steps`` the most courses one mode contributes.
     """
     targets = hour_targets(report)
     remaining = dict(targets)
     chosen: list[tuple[Suggestion, str, float]] = []
     taken: set[str] = set()
+    capped: set[str] = set()
     for items in ranked:
         by_id = {item.item_id: item for item in items}
         steps = 0
@@ -133,8 +184,14 @@ def build_path(ranked: Sequence[Sequence[Suggestion]], report: HourReport, snaps
             mode, credit = estimate_credit(snapshot, snapshot.course_pos[item.item_id])
             if not targets and steps < MIN_STEPS:
                 take(item)
-            elif remaining.get(mode, 0.0) > 0 and credit > 0 and steps < MAX_STEPS_PER_MODE:
+            elif remaining.get(mode, 0.0) > 1e-9 and credit > 0:
+                if steps >= max_steps:
+                    capped.add(mode)
+                    break
                 take(item)
+        if len(items) >= asked:
+            capped.update(m for m, v in remaining.items() if v > 1e-9 and any(estimate_credit(
+                snapshot, snapshot.course_pos[i.item_id])[0] == m for i in items))
     order = _order(chosen)
     step_of = {chosen[i][0].item_id: n for n, i in enumerate(order, start=1)}
     steps_out = tuple(
@@ -145,18 +202,37 @@ def build_path(ranked: Sequence[Sequence[Suggestion]], report: HourReport, snaps
     planned: dict[str, float] = {}
     for _, mode, credit in chosen:
         planned[mode] = round(planned.get(mode, 0.0) + credit, 2)
+    shortfalls = {mode: round(v, 2) for mode, v in remaining.items() if v > 1e-9}
+    classes = tuple(open_classes(snapshot, profile, report.today)) if shortfalls else ()
+    note = _note(targets, planned, shortfalls, capped, max_steps, classes, snapshot, profile.cold_start)
     return LearningPath(report.cadre_id, report.today, {m: round(v, 2) for m, v in targets.items()}, planned,
-                        steps_out, _note(targets, remaining, cold_start), cold_start)
+                        steps_out, note, profile.cold_start, shortfalls, classes[:CLASSES_NAMED])
 
 
-def _note(targets: dict[str, float], remaining: dict[str, float], cold_start: bool) -> str:
+def _note(targets: dict[str, float], planned: dict[str, float], shortfalls: dict[str, float], capped: set[str],
+          max_steps: int, classes: tuple[OpenClass, ...], snapshot: CatalogueSnapshot, cold_start: bool) -> str:
+    """What the path achieves, and for each mode it cannot fill, why and what to do instead."""
     start = "你还没有学习记录，路径从岗位要求的必学主题开始。" if cold_start else ""
     if not targets:
         return start + "本年度各项学时要求已完成或未设置，以下路径用于补齐知识缺口。"
-    wanted = "、".join(f"{mode} {v:.1f} 学时" for mode, v in targets.items())
-    short = {mode: v for mode, v in remaining.items() if v > 1e-9}
-    if short:
-        missing = "、".join(f"{mode} {v:.1f} 学时" for mode, v in short.items())
-        return (start + f"本年度尚需 {wanted}；按此路径学习后仍差 {missing}，"
-                "请报名参加组织安排的班次（集中培训）或关注新上线的网络课程。")
-    return start + f"按此路径学习可补齐本年度尚需的 {wanted}；先修课程排在前面，集中培训与网络自学交替安排。"
+    wanted = "、".join(f"{mode} {v:g} 学时" for mode, v in targets.items())
+    if not shortfalls:
+        return start + f"按此路径学习可补齐本年度尚需的 {wanted}；先修课程排在前面，集中培训与网络自学交替安排。"
+    parts = [start + f"本年度尚需 {wanted}。"]
+    for mode, short in shortfalls.items():
+        got = planned.get(mode, 0.0)
+        if mode in capped:
+            why = f"路径每种方式最多安排 {max_steps} 门课程，已列课程预计认定 {got:g} 学时"
+        else:
+            why = f"你尚未学过、可向你推荐的已发布课程全部列入，预计也只能认定 {got:g} 学时"
+        parts.append(f"{mode}：{why}，仍差 {short:g} 学时。")
+        if mode == snapshot.vocab.concentrated_mode:
+            if classes:
+                named = "；".join(k.phrase for k in classes[:CLASSES_NAMED])
+                parts.append(f"可报名参加组织安排的班次：{named}。")
+            else:
+                parts.append("目前没有尚未开班、面向你或不限对象的班次，请向组织人事部门申请参加集中培训"
+                             "（脱产培训、中心组学习、网络专题培训、集中宣讲均计入，规划 一、注 1）。")
+        else:
+            parts.append("请关注组织人事部门认可的网络培训平台新上线的课程，平台核定的学时同样计入（学时互认，规划 一、注 2）。")
+    return "".join(parts)

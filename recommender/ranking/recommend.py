@@ -1,15 +1,31 @@
-"""The ranker: courses (and textbooks, cases, sites) that fill a cadre's largest gaps first.
+"""The ranker: courses (and textbooks, cases, sites) that fit the person — their job's gaps and the core.
 
-A course's score adds weighted, [0, 1]-scaled parts:
+A course's score adds weighted, [0, 1]-scaled parts (every weight is data: ``ontology/rules.yaml`` ``ranking``):
 
 * **gap** — the largest gap weight among the topics its hours count for (its topics and everything above
-  them), plus a share of the others, so a course touching two gaps beats one touching one;
+  them), plus a share of the others, so a course touching two gaps beats one touching one; gap weights
+  follow where a requirement comes from (:mod:`recommender.learner.gaps`), so the cadre's job leads;
 * **graph** — weaker links through the topic graph: a broader or ``related`` topic of a gap, a
   prerequisite of a gap topic not yet covered, or any required topic (to keep learning on the role);
 * **semantic** — closeness to the cadre's free-text intent, when one is given;
-* **quality** (rating shrunk to the mean, completion, expert score), **popularity** and **freshness**;
+* **quality** (rating shrunk to the mean, completion, expert score), **popularity** (kept small, so one
+  famous course cannot lead every list) and **freshness**;
 * **format** — a case or interactive course when the cadre has none recently; **audience** — the
   course names the cadre's category or one of their target groups.
+
+A list is a deliberate **blend** of two sides: the cadre's job (requirements of their position domain,
+target groups and category) and the core every cadre must study (the plan's 主题主线, ``all_cadres``), in the
+proportions of ``ranking.blend``; each step serves the side furthest behind its share (the job side first),
+and a side with nothing left to offer yields its slot to the other.  Each reason says which side it serves.
+
+**Audience** is a rule, not a weight: a course declared for categories and groups that exclude the cadre
+is not suggested while courses for them or for everyone remain (``audience.exclude_mismatched``); when
+those cannot fill the list they come last, and say so (``audience.fallback_when_short``).
+
+An **intent** moves the list: among the search index's ``intent.pool`` nearest courses to it (:class:`Intent`),
+those within ``intent.margin`` of the closest one's cosine are close to it; the close ones that count for a
+required topic or gap take the first ``intent.lead`` places; when no close one does, the list says so
+(``note``) and still leads with the closest ones.
 
 Selection is greedy with MMR (Carbonell & Goldstein, 1998): each step takes the candidate with the best
 ``λ·score − (1 − λ)·similarity to what is already chosen``, where the gap part is recomputed against the
@@ -22,51 +38,120 @@ prerequisite in the same list.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
-from typing import ClassVar
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar
 
 import numpy as np
 
 from recommender.errors import InvalidRequest
 from recommender.learner.gaps import Gap, GapReport, decay
 from recommender.labelled import Labelled
-from recommender.learner.profile import CadreProfile
+from recommender.learner.profile import SIDES, CadreProfile
 from recommender.catalogue.snapshot import CatalogueSnapshot, Material
 
-__all__ = ["RankConfig", "Ranker", "Recommendations", "Suggestion", "completed_courses"]
+__all__ = ["Intent", "RankConfig", "Ranker", "Recommendations", "Suggestion", "completed_courses"]
 
 _DAYS_PER_YEAR = 365.25
+#: RankConfig field → its path in the rules' ``ranking`` / ``audience`` / ``intent`` sections.
+_RULE_PATHS: dict[str, tuple[str, ...]] = {
+    **{name: ("ranking", "weights", name)
+       for name in ("gap", "graph", "semantic", "quality", "popularity", "freshness", "format", "audience")},
+    **{f"{name}_link": ("ranking", "links", name) for name in ("broader", "related", "prerequisite", "required")},
+    **{name: ("ranking", name) for name in ("multi_gap", "mmr_lambda", "candidates", "freshness_half_life_years",
+                                            "format_window_years", "prerequisite_hours", "material_gaps")},
+    "path_max_steps": ("ranking", "path_max_steps_per_mode"),
+    "blend_job": ("ranking", "blend", "job"),
+    "exclude_mismatched": ("audience", "exclude_mismatched"),
+    "fallback_when_short": ("audience", "fallback_when_short"),
+    "intent_pool": ("intent", "pool"),
+    "intent_lead": ("intent", "lead"),
+    "intent_margin": ("intent", "margin"),
+}
 
 
 @dataclass(frozen=True)
 class RankConfig:
-    """Weights and limits of the ranker (defaults chosen on a validation split, see ``evaluate``)."""
+    """Weights and limits of the ranker: ``ontology/rules.yaml`` through :meth:`from_rules` (see the comments there).
 
-    gap: float = 1.0
-    graph: float = 0.35
-    semantic: float = 0.6
-    quality: float = 0.15
-    popularity: float = 0.6
-    freshness: float = 0.1
-    format: float = 0.1
-    audience: float = 0.1
-    multi_gap: float = 0.3  # share of the second and further gaps a course touches
-    broader_link: float = 0.5
-    related_link: float = 0.4
-    prerequisite_link: float = 0.6
-    required_link: float = 0.3
-    mmr_lambda: float = 0.75
-    candidates: int = 200
-    freshness_half_life_years: float = 3.0
-    format_window_years: float = 3.0
-    prerequisite_hours: float = 2.0  # coverage at which a non-required prerequisite topic counts as studied
-    material_gaps: int = 3  # gaps that get a textbook and a case or site alongside the courses
+    ``blend_job`` is the job side's share of a list (None: no blend, one ranking over every gap).
+    """
+
+    gap: float
+    graph: float
+    semantic: float
+    quality: float
+    popularity: float
+    freshness: float
+    format: float
+    audience: float
+    multi_gap: float
+    broader_link: float
+    related_link: float
+    prerequisite_link: float
+    required_link: float
+    mmr_lambda: float
+    candidates: int
+    freshness_half_life_years: float
+    format_window_years: float
+    prerequisite_hours: float
+    material_gaps: int
+    path_max_steps: int
+    blend_job: float | None
+    exclude_mismatched: bool
+    fallback_when_short: bool
+    intent_pool: int
+    intent_lead: int
+    intent_margin: float
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.mmr_lambda <= 1.0:
             raise InvalidRequest(f"mmr_lambda（多样性权衡系数）应在 0 到 1 之间，实际为 {self.mmr_lambda}")
         if self.candidates < 1:
             raise InvalidRequest(f"candidates（候选课程数）应为正整数，实际为 {self.candidates}")
+        if self.blend_job is not None and not 0.0 <= self.blend_job <= 1.0:
+            raise InvalidRequest(f"blend.job（岗位所需课程占比）应在 0 到 1 之间，实际为 {self.blend_job}")
+        if not 1 <= self.path_max_steps <= 200:
+            raise InvalidRequest(f"path_max_steps_per_mode（学习路径每种方式最多课程数）应在 1 到 200 之间，实际为 {self.path_max_steps}")
+        if self.intent_pool < 1 or self.intent_lead < 0:
+            raise InvalidRequest(f"intent.pool 应为正整数、intent.lead 应为非负整数，实际为 {self.intent_pool}、{self.intent_lead}")
+
+    @classmethod
+    def from_rules(cls, rules: Mapping[str, Any], **overrides: Any) -> RankConfig:
+        """The configuration in ``rules`` (``ranking``, ``audience``, ``intent``), with ``overrides`` on top.
+
+        The blend's two shares must add up to 1; a missing key is named.
+        """
+        unknown = set(overrides) - {f.name for f in fields(cls)}
+        if unknown:
+            raise InvalidRequest(f"RankConfig 没有参数 {'、'.join(sorted(unknown))}")
+        blend = (rules.get("ranking") or {}).get("blend") or {}
+        if "blend_job" not in overrides and abs(float(blend.get("job", 0)) + float(blend.get("core", 0)) - 1.0) > 1e-6:
+            raise InvalidRequest(f"rules.yaml 的 ranking.blend 中 job 与 core 之和应为 1，实际为 {blend}")
+        values: dict[str, Any] = {}
+        for name, path in _RULE_PATHS.items():
+            if name in overrides:
+                values[name] = overrides[name]
+                continue
+            node: Any = rules
+            for key in path:
+                if not isinstance(node, Mapping) or key not in node:
+                    raise InvalidRequest(f"rules.yaml 缺少 {'.'.join(path)}")
+                node = node[key]
+            values[name] = node
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Intent:
+    """A free-text intent and how to find the courses nearest to it in the search index's own vectors.
+
+    ``nearest(allowed, k)`` answers up to ``k`` (course position, cosine) pairs among the courses where
+    ``allowed`` is true, closest first — :meth:`recommender.ranking.semantic.SearchVectors.nearest`.
+    """
+
+    text: str
+    nearest: Callable[[np.ndarray, int], list[tuple[int, float]]]
 
 
 @dataclass(frozen=True)
@@ -88,13 +173,20 @@ class Suggestion(Labelled):
     gap_topic: str | None = None
     section: str | None = None
     after: tuple[str, ...] = ()  # items earlier in the list that cover this one's prerequisite topics
+    side: str | None = None  # job | core: which side of the list it serves
+    intent_match: bool = False
     parts: dict[str, float] = field(default_factory=dict)
 
     LABELS: ClassVar[dict[str, str]] = {
         "rank": "序号", "item_id": "编号", "kind_label": "类型", "name": "名称", "topics": "主题", "hours": "学时",
-        "delivery_mode": "授课方式", "course_type": "课程类型", "reason": "推荐理由", "details": "补充说明",
-        "section": "规划条目", "after": "先修安排", "score": "得分", "parts": "得分构成",
+        "delivery_mode": "授课方式", "course_type": "课程类型", "side_label": "类别", "reason": "推荐理由",
+        "details": "补充说明", "section": "规划条目", "after": "先修安排", "intent_match": "符合学习意向",
+        "score": "得分", "parts": "得分构成",
     }
+
+    @property
+    def side_label(self) -> str:
+        return SIDES.get(self.side or "", "")
 
 
 @dataclass(frozen=True)
@@ -106,10 +198,11 @@ class Recommendations(Labelled):
     items: tuple[Suggestion, ...]
     materials: tuple[Suggestion, ...]
     gaps: tuple[Gap, ...]
+    note: str = ""
 
     LABELS: ClassVar[dict[str, str]] = {
         "cadre_id": "干部编号", "today": "统计日期", "intent": "学习意向", "cold_start": "尚无学习记录",
-        "items": "推荐课程", "materials": "配套资源", "gaps": "主要缺口",
+        "note": "说明", "items": "推荐课程", "materials": "配套资源", "gaps": "主要缺口",
     }
 
 
@@ -142,10 +235,20 @@ class _Scored:
     signature: np.ndarray  # course → signature
     freshness: np.ndarray
     audience_mask: int
+    mismatched: np.ndarray  # bool per course: declared for an audience that excludes the cadre
     lacks_case: bool
     lacks_interactive: bool
     prereq_threshold: np.ndarray
-    intent: np.ndarray | None
+    semantic: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class _IntentChoice:
+    """What an intent found: courses to lead with (closest first), their cosines, and whether they are required."""
+
+    lead: tuple[int, ...]
+    cosine: dict[int, float]
+    matched: bool
 
 
 class Ranker:
@@ -154,16 +257,19 @@ class Ranker:
     Courses that cover the same set of topics share their topic parts, so those are computed once per
     *signature* (distinct topic set: a few thousand even for 100k courses) and gathered to courses in one
     pass.  The candidate pool is found exactly without sorting the catalogue: the ``candidates``-th best
-    total among each signature's best-based course bounds the pool's threshold from below.  Everything per
-    item — MMR, prerequisites, reasons — runs on the pool.
+    total among each signature's best-based course bounds the pool's threshold from below.  The best few
+    courses of every gap topic join the pool, so each side of the blend has candidates even in a large
+    catalogue.  Everything per item — MMR, sides, prerequisites, reasons — runs on the pool.
     """
 
-    #: Courses per topic scanned, best static score first, when looking for prerequisite courses.
-    _PREREQ_SCAN = 64
+    #: Courses per topic scanned, best static score first, when looking for a topic's best courses.
+    _TOPIC_SCAN = 64
+    #: Best courses per gap or prerequisite topic added to the pool.
+    _PER_TOPIC = 3
 
     def __init__(self, snapshot: CatalogueSnapshot, config: RankConfig | None = None) -> None:
         self.snapshot = snapshot
-        self.config = config or RankConfig()
+        self.config = config or RankConfig.from_rules(snapshot.ontology.rules)
         s, c = snapshot, self.config
         t = s.n_topics
         self._topics = np.where(s.course_topics >= 0, s.course_topics, t)  # -1 → a padding slot scoring 0
@@ -178,6 +284,8 @@ class Ranker:
         self._interactive = s.course_interactive.astype(np.float32)
         self._either = np.maximum(self._case, self._interactive)
         self._audience_bits = self._bits(s)
+        self._declared = np.diff(s.course_audience.indptr) > 0  # courses naming any audience at all
+        self._audience_ids = {i: a for a, i in s.audience_pos.items()}
         self._under_sorted = [under[np.argsort(-self._static[under], kind="stable")] for under in s.courses_under]
         self._base_cache: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._labels = {name: spec.label for name, spec in s.ontology.classes.items()}
@@ -244,16 +352,13 @@ class Ranker:
         vector = np.array([(mask >> i) & 1 for i in range(self.snapshot.course_audience.shape[1])], dtype=np.float32)
         return self.snapshot.course_audience @ vector > 0
 
-    def _is_for(self, course: int, mask: int) -> bool:
-        """Whether one course names one of the cadre's roles (``mask`` from :meth:`_audience_mask`)."""
-        if not mask:
-            return False
-        if self._audience_bits is not None:
-            return bool(int(self._audience_bits[course]) & mask)
+    def _audience_names(self, course: int, mask: int | None = None) -> list[str]:
+        """Names of the audiences a course declares (only the cadre's own, given their ``mask``)."""
         row = self.snapshot.course_audience.getrow(course).indices
-        return any((mask >> int(i)) & 1 for i in row)
+        ids = [self._audience_ids[int(i)] for i in sorted(row) if mask is None or (mask >> int(i)) & 1]
+        return [self.snapshot.names.get(a, a) for a in ids]
 
-    def _score(self, profile: CadreProfile, gaps: GapReport, today: dt.date, intent: np.ndarray | None) -> tuple[_Scored, set[int]]:
+    def _score(self, profile: CadreProfile, gaps: GapReport, today: dt.date) -> tuple[_Scored, set[int]]:
         s, c = self.snapshot, self.config
         fill_t, graph_t, prereq_threshold = self._topic_parts(gaps)
         fill = np.append(fill_t, 0.0).astype(np.float32)[self._signature_slots]  # (K, S)
@@ -269,15 +374,14 @@ class Ranker:
             fmt = self._either if lacks_case and lacks_interactive else self._case if lacks_case else self._interactive
             total += np.float32(c.format) * fmt
         mask = self._audience_mask(profile)
+        matching = self._audience(mask) if mask else np.zeros(s.n_courses, dtype=bool)
         if mask:
-            np.add(total, np.float32(c.audience), out=total, where=self._audience(mask))
-        if intent is not None:
-            total += np.float32(c.semantic) * intent
+            np.add(total, np.float32(c.audience), out=total, where=matching)
         total[self._unpublished] = -np.inf
         if done:
             total[np.fromiter(done, dtype=np.int64)] = -np.inf
-        scored = _Scored(total, gap, graph, self._signature_of, fresh, mask, lacks_case, lacks_interactive,
-                         prereq_threshold, intent)
+        scored = _Scored(total, gap, graph, self._signature_of, fresh, mask, self._declared & ~matching,
+                         lacks_case, lacks_interactive, prereq_threshold)
         return scored, done
 
     def _pool(self, total: np.ndarray, today: dt.date) -> np.ndarray:
@@ -292,41 +396,89 @@ class Ranker:
             found = np.flatnonzero(np.isfinite(total))
         return found if len(found) <= size else found[np.argpartition(-total[found], size - 1)[:size]]
 
-    def score(self, profile: CadreProfile, gaps: GapReport, today: dt.date,
-              intent: np.ndarray | None = None) -> np.ndarray:
+    def score(self, profile: CadreProfile, gaps: GapReport, today: dt.date) -> np.ndarray:
         """Score of every course for this cadre; −inf where it may not be suggested (unpublished, completed)."""
-        return self._score(profile, gaps, today, intent)[0].total
+        return self._score(profile, gaps, today)[0].total
+
+    def _audience_rule(self, scored: _Scored, total: np.ndarray, k: int) -> np.ndarray:
+        """Apply the audience rule to ``total`` in place; returns the courses let in only as a fallback."""
+        fallback = np.zeros(len(total), dtype=bool)
+        if not self.config.exclude_mismatched or not scored.mismatched.any():
+            return fallback
+        mismatched = scored.mismatched & np.isfinite(total)
+        if self.config.fallback_when_short and int(np.isfinite(total).sum() - mismatched.sum()) < k:
+            return mismatched
+        total[mismatched] = -np.inf
+        return fallback
+
+    def _intent(self, intent: Intent, total: np.ndarray, fallback: np.ndarray, gaps: GapReport,
+                scored: _Scored) -> _IntentChoice:
+        """The nearest courses to the intent; those counting for a required topic lead, else the closest do.
+        Adds the semantic part (cosine rescaled over the nearest ones) to ``total`` in place."""
+        c = self.config
+        hits = intent.nearest(np.isfinite(total) & ~fallback, c.intent_pool)
+        if not hits:
+            return _IntentChoice((), {}, False)
+        positions = np.array([p for p, _ in hits], dtype=np.int64)
+        cosines = np.array([cos for _, cos in hits], dtype=np.float64)
+        required = (self.snapshot.course_flows(positions) & (gaps.requirement_weights > 0)[None, :]).any(axis=1)
+        low, high = float(cosines.min()), float(cosines.max())
+        semantic = np.zeros(len(total), dtype=np.float32)
+        semantic[positions] = (cosines - low) / max(high - low, 1e-6) if len(hits) > 1 else 1.0
+        total += np.float32(c.semantic) * semantic
+        scored.semantic = semantic
+        close = cosines >= high - c.intent_margin
+        matched = bool((required & close).any())
+        lead = positions[required & close] if matched else positions[close]
+        return _IntentChoice(tuple(int(p) for p in lead[: c.intent_lead]),
+                             dict(zip(positions[close].tolist(), cosines[close].tolist())), matched)
 
     # ── selection ──
     def rank(self, profile: CadreProfile, gaps: GapReport, today: dt.date, k: int = 10,
-             intent: np.ndarray | None = None, intent_text: str | None = None, with_materials: bool = True,
+             intent: Intent | None = None, with_materials: bool = True,
              allowed: np.ndarray | None = None) -> Recommendations:
-        """The top ``k`` courses by MMR under the prerequisite rule, each with its reason; and materials.
-
-        ``allowed`` (bool per course) narrows the choice further, e.g. to online courses for a path.
+        """The top ``k`` courses by blended MMR under the audience and prerequisite rules, each with its reason;
+        and materials.  ``allowed`` (bool per course) narrows the choice further, e.g. to online courses for a path.
         """
         if not 1 <= k <= 200:
             raise InvalidRequest(f"k（推荐条数）应在 1 到 200 之间，实际为 {k}")
         c = self.config
-        scored, _ = self._score(profile, gaps, today, intent)
+        scored, _ = self._score(profile, gaps, today)
         total = scored.total
         if allowed is not None:
             total[~allowed] = -np.inf
+        fallback = self._audience_rule(scored, total, k)
+        choice = self._intent(intent, total, fallback, gaps, scored) if intent is not None else None
         pool = self._pool(total, today)
         uncovered = gaps.coverage < scored.prereq_threshold
+        wanted = [np.array(choice.lead, dtype=np.int64)] if choice else []
+        wanted.append(self._best_under(np.flatnonzero(gaps.gap_weights > 0), total))
+        pool = self._extend(pool, np.concatenate(wanted))
         flows = self.snapshot.course_flows(pool)
         needs = self._needs(pool, flows, uncovered)
-        extra = self._prerequisite_courses(pool, needs, total)
+        extra = np.setdiff1d(self._best_under(np.flatnonzero(needs.any(axis=0)), total), pool)
         if len(extra):
             extra_flows = self.snapshot.course_flows(extra)
             pool = np.concatenate([pool, extra])
             flows = np.vstack([flows, extra_flows])
             needs = np.vstack([needs, self._needs(extra, extra_flows, uncovered)])
-        chosen = self._select(pool, flows, needs, total, scored.gap[scored.signature[pool]], gaps, k)
-        items = self._suggestions(chosen, scored, gaps, intent_text)
+        position = {int(course): i for i, course in enumerate(pool)}
+        lead = [position[course] for course in choice.lead] if choice else []
+        chosen = self._select(pool, flows, needs, total, scored.gap[scored.signature[pool]], gaps, k, lead, fallback[pool])
+        items = self._suggestions(chosen, scored, gaps, intent.text if intent else None, choice, fallback)
         materials = self._materials(gaps, len(items)) if with_materials else ()
-        return Recommendations(profile.cadre_id, today, intent_text, profile.cold_start, items, materials,
-                               gaps.gaps[: max(3, c.material_gaps)])
+        note = ""
+        if choice is not None and not choice.matched:
+            note = (f"你的学习意向「{intent.text}」与本人岗位和培训对象要求学习的主题都不接近；"
+                    "清单前几门是与意向最接近的课程，其余仍按你的知识缺口推荐。")
+        return Recommendations(profile.cadre_id, today, intent.text if intent else None, profile.cold_start, items,
+                               materials, gaps.gaps[: max(3, c.material_gaps)], note)
+
+    @staticmethod
+    def _extend(pool: np.ndarray, more: np.ndarray) -> np.ndarray:
+        """``pool`` followed by the courses of ``more`` not yet in it (order kept)."""
+        more = more[~np.isin(more, pool)]
+        return np.concatenate([pool, np.unique(more)]).astype(np.int64)
 
     def _needs(self, pool: np.ndarray, flows: np.ndarray, uncovered: np.ndarray) -> np.ndarray:
         """(P, T) bool: prerequisite topics of each pooled course that are uncovered and not taught by it
@@ -334,37 +486,51 @@ class Ranker:
         direct = self._prereq_padded[self._topics[pool]].any(axis=1)
         return direct & uncovered[None, :] & ~flows
 
-    def _prerequisite_courses(self, pool: np.ndarray, needs: np.ndarray, total: np.ndarray) -> np.ndarray:
-        """The three best-scored available courses for every prerequisite topic a pooled course waits on,
-        found among the topic's courses with the best static scores."""
-        extra: set[int] = set()
-        for topic in np.flatnonzero(needs.any(axis=0)):
+    def _best_under(self, topics: np.ndarray, total: np.ndarray) -> np.ndarray:
+        """The best-scored available courses (``_PER_TOPIC`` each) for every topic in ``topics``, found among
+        each topic's courses with the best static scores."""
+        found: set[int] = set()
+        per = self._PER_TOPIC
+        for topic in topics:
             ranked = self._under_sorted[topic]
-            head = ranked[: self._PREREQ_SCAN]
+            head = ranked[: self._TOPIC_SCAN]
             head = head[np.isfinite(total[head])]
-            if len(head) < 3 and len(ranked) > self._PREREQ_SCAN:
+            if len(head) < per and len(ranked) > self._TOPIC_SCAN:
                 head = ranked[np.isfinite(total[ranked])]
-            if len(head) > 3:
-                head = head[np.argpartition(-total[head], 3)[:3]]
-            extra.update(head.tolist())
-        extra.difference_update(pool.tolist())
-        return np.fromiter(sorted(extra), dtype=np.int64, count=len(extra))
+            if len(head) > per:
+                head = head[np.argpartition(-total[head], per)[:per]]
+            found.update(head.tolist())
+        return np.fromiter(sorted(found), dtype=np.int64, count=len(found))
+
+    def _side_order(self, counts: dict[str, int]) -> tuple[str, ...]:
+        """Sides by how far each is behind its share of the next slot (job first on a tie)."""
+        share = self.config.blend_job
+        n = counts["job"] + counts["core"] + 1
+        job, core = share * n - counts["job"], (1.0 - share) * n - counts["core"]
+        return ("job", "core") if job >= core else ("core", "job")
 
     def _select(self, pool: np.ndarray, flows: np.ndarray, needs: np.ndarray, total: np.ndarray, pool_gap: np.ndarray,
-                gaps: GapReport, k: int) -> list[tuple[int, tuple[int, ...]]]:
-        """Greedy MMR over the pool with residual gaps; returns (course, earlier courses it must follow).
+                gaps: GapReport, k: int, lead: list[int], fallback: np.ndarray) -> list[tuple[int, tuple[int, ...], str | None]]:
+        """Greedy MMR over the pool with residual gaps, serving the blend's sides in turn; returns (course,
+        earlier courses it must follow, side served).
 
-        Only the gap topics enter the residual arithmetic, and a course's unmet prerequisites are counted
-        down as chosen courses teach them, so a step is a few array operations over the pool.
+        ``lead`` (pool indices, best first) take the first ``intent_lead`` places when free to; ``fallback``
+        courses are chosen only when nothing else is eligible.  Only the gap topics enter the residual
+        arithmetic, and a course's unmet prerequisites are counted down as chosen courses teach them, so a
+        step is a few array operations over the pool.
         """
         s, c = self.snapshot, self.config
         pool = np.asarray(pool, dtype=np.int64)
         if not len(pool):
             return []
         gap_topics = np.flatnonzero(gaps.gap_weights > 0)
+        job_columns = gaps.job_topics[gap_topics]
         gap_flows = flows[:, gap_topics].astype(np.float64)  # (P, G)
         shortfall = np.maximum(gaps.thresholds[gap_topics] - gaps.coverage[gap_topics], 0.0)
         scale = gaps.requirement_weights[gap_topics] / gaps.thresholds[gap_topics]
+        required = gaps.requirement_weights > 0
+        on_side = {"job": (flows & (required & gaps.job_topics)[None, :]).any(axis=1),
+                   "core": (flows & (required & ~gaps.job_topics)[None, :]).any(axis=1)}
         members = np.zeros((len(pool), s.n_topics + 1), dtype=np.float32)  # covered topics → Jaccard similarity
         np.put_along_axis(members, self._topics[pool], 1.0, axis=1)
         members = np.ascontiguousarray(members[:, :-1])
@@ -376,21 +542,45 @@ class Ranker:
         taught = np.zeros(s.n_topics, dtype=bool)
         max_sim = np.zeros(len(pool))
         available = np.ones(len(pool), dtype=bool)
-        chosen: list[tuple[int, tuple[int, ...]]] = []
+        chosen: list[tuple[int, tuple[int, ...], str | None]] = []
+        counts = {"job": 0, "core": 0}
         teacher_of = np.full(s.n_topics, -1, dtype=np.int64)
         while len(chosen) < k:
             eligible = available & (unmet == 0)
+            if (eligible & ~fallback).any():
+                eligible &= ~fallback
             if not eligible.any():
                 break
-            mmr = static - (1.0 - c.mmr_lambda) * max_sim
-            if len(gap_topics):
-                fill = gap_flows * (scale * shortfall)
-                best = fill.max(axis=1)
-                mmr += gain * (best + c.multi_gap * (fill.sum(axis=1) - best))
-            mmr[~eligible] = -np.inf
-            i = int(np.argmax(mmr))
+            fill = gap_flows * (scale * shortfall)
+            base = static - (1.0 - c.mmr_lambda) * max_sim
+            spread = c.multi_gap * fill.sum(axis=1)
+
+            def mmr(columns: np.ndarray | None) -> np.ndarray:
+                part = fill if columns is None else fill[:, columns]
+                best = part.max(axis=1) if part.shape[1] else np.zeros(len(pool))
+                return base + gain * (best * (1.0 - c.multi_gap) + spread)
+
+            i, side = -1, None
+            free_lead = [j for j in lead if eligible[j]] if len(chosen) < c.intent_lead else []
+            if free_lead:
+                i = free_lead[0]
+                side = self._side_of(fill[i], job_columns, on_side, i)
+            elif c.blend_job is not None:
+                for side in self._side_order(counts):
+                    columns = job_columns if side == "job" else ~job_columns
+                    serves = eligible & (fill[:, columns] > 0).any(axis=1) if columns.any() else np.zeros(len(pool), bool)
+                    if not serves.any():
+                        serves = eligible & on_side[side]
+                    if serves.any():
+                        i = int(np.argmax(np.where(serves, mmr(columns), -np.inf)))
+                        break
+            if i < 0:
+                i, side = int(np.argmax(np.where(eligible, mmr(None), -np.inf))), None
+                side = self._side_of(fill[i], job_columns, on_side, i)
+            if side is not None:
+                counts[side] += 1
             after = tuple(sorted({int(teacher_of[p]) for p in np.flatnonzero(needs[i])}))
-            chosen.append((int(pool[i]), after))
+            chosen.append((int(pool[i]), after, side))
             available[i] = False
             newly = flows[i] & ~taught
             teacher_of[newly] = pool[i]
@@ -400,6 +590,13 @@ class Ranker:
             shared = members @ members[i]  # one row at a time: a full P × P product is slower here
             np.maximum(max_sim, shared / np.maximum(sizes + sizes[i] - shared, 1.0), out=max_sim)
         return chosen
+
+    @staticmethod
+    def _side_of(fill: np.ndarray, job_columns: np.ndarray, on_side: dict[str, np.ndarray], i: int) -> str | None:
+        """The side a pooled course serves most: the side of the largest gap it fills, else of a required topic."""
+        if fill.size and fill.max() > 0:
+            return "job" if job_columns[int(np.argmax(fill))] else "core"
+        return "job" if on_side["job"][i] else "core" if on_side["core"][i] else None
 
     # ── reasons ──
     def _graph_reason(self, course: int, gaps: GapReport) -> tuple[str, Gap | None]:
@@ -418,45 +615,60 @@ class Ranker:
                     return f"『{name}』与缺口主题『{gap.topic_name}』相关：{gap.reason}", gap
         return "", None
 
-    def _required_reason(self, flow: np.ndarray, gaps: GapReport) -> str:
-        for item in gaps.topics:
+    def _required_reason(self, flow: np.ndarray, gaps: GapReport, side: str | None) -> str:
+        items = [i for i in gaps.topics if side is None or i.requirement.side == side] or list(gaps.topics)
+        for item in items:
             if flow[self.snapshot.topic_pos[item.topic_id]]:
                 req = item.requirement
-                return f"{req.demand_phrase()}，目前有效学时 {item.coverage:.3g}，可继续巩固（规划 {req.section}）"
+                return f"{req.side_label}：{req.demand_phrase()}，{item.standing}，可继续巩固（规划 {req.section}）"
         return ""
 
-    def _suggestions(self, chosen: list[tuple[int, tuple[int, ...]]], scored: _Scored, gaps: GapReport,
-                     intent_text: str | None) -> tuple[Suggestion, ...]:
-        """Each chosen course with its reason: the largest gap it fills, else how it relates to one."""
+    def _suggestions(self, chosen: list[tuple[int, tuple[int, ...], str | None]], scored: _Scored, gaps: GapReport,
+                     intent_text: str | None, choice: _IntentChoice | None, fallback: np.ndarray) -> tuple[Suggestion, ...]:
+        """Each chosen course with its reason: the largest gap it fills on the side it serves (else on the other),
+        else how it relates to one."""
         if not chosen:
             return ()
         s = self.snapshot
-        courses = np.array([course for course, _ in chosen], dtype=np.int64)
+        courses = np.array([course for course, _, _ in chosen], dtype=np.int64)
         flows = s.course_flows(courses)
-        order = np.full(s.n_topics, len(gaps.gaps), dtype=np.int64)  # gaps are sorted largest first
+        none = len(gaps.gaps)
+        order = np.full(s.n_topics, none, dtype=np.int64)  # gaps are sorted largest first
         for rank, gap in enumerate(gaps.gaps):
             order[s.topic_pos[gap.topic_id]] = rank
-        filled = np.where(flows, order[None, :], len(gaps.gaps)).min(axis=1)
-        return tuple(
-            self._suggestion(rank, course, after, gaps.gaps[filled[rank - 1]] if filled[rank - 1] < len(gaps.gaps) else None,
-                             flows[rank - 1], scored, gaps, intent_text)
-            for rank, (course, after) in enumerate(chosen, start=1)
-        )
+        out = []
+        for rank, ((course, after, side), flow) in enumerate(zip(chosen, flows), start=1):
+            ranks = order[flow]
+            ranks = ranks[ranks < none]
+            own = [r for r in ranks if gaps.gaps[r].requirement.side == side]
+            best = min(own) if own else min(ranks) if len(ranks) else None
+            gap = gaps.gaps[best] if best is not None else None
+            out.append(self._suggestion(rank, course, after, side, gap, flow, scored, gaps, intent_text, choice,
+                                        bool(fallback[course])))
+        return tuple(out)
 
-    def _suggestion(self, rank: int, course: int, after: tuple[int, ...], gap: Gap | None, flow: np.ndarray,
-                    scored: _Scored, gaps: GapReport, intent_text: str | None) -> Suggestion:
+    def _suggestion(self, rank: int, course: int, after: tuple[int, ...], side: str | None, gap: Gap | None,
+                    flow: np.ndarray, scored: _Scored, gaps: GapReport, intent_text: str | None,
+                    choice: _IntentChoice | None, fallback: bool) -> Suggestion:
         s, c = self.snapshot, self.config
         if gap is not None:
-            reason = gap.reason
+            reason = f"{gap.requirement.side_label}：{gap.reason}"
+            side = gap.requirement.side
         else:
             reason, gap = self._graph_reason(course, gaps)
-            reason = reason or self._required_reason(flow, gaps)
+            if gap is not None:
+                reason = f"{gap.requirement.side_label}：{reason}"
+            reason = reason or self._required_reason(flow, gaps, side)
         details: list[str] = []
-        semantic = float(scored.intent[course]) if scored.intent is not None else None
-        if intent_text and semantic is not None and semantic >= 0.5:
+        matches = choice is not None and course in choice.cosine and course in choice.lead
+        if matches and choice.matched:
+            reason = f"符合你的学习意向「{intent_text}」，且属于你要求学习的主题；{reason}"
+        elif matches:
+            reason = f"与你的学习意向「{intent_text}」最接近（不在你要求学习的主题之内）" + (f"；{reason}" if reason else "")
+        elif choice is not None and course in choice.cosine:
             details.append(f"与你的学习意向「{intent_text}」相近")
         if not reason:
-            reason = details.pop(0) if details else "评分较高、内容较新的已发布课程，可拓宽知识面"
+            reason = "评分较高、内容较新的已发布课程，可拓宽知识面"
         formats = [label for lacking, flag, label in ((scored.lacks_case, s.course_case[course], "案例式教学"),
                                                        (scored.lacks_interactive, s.course_interactive[course], "互动式教学"))
                    if lacking and flag]
@@ -465,15 +677,17 @@ class Ranker:
         if after:
             names = "、".join(f"『{s.course_name[a]}』" for a in after)
             details.append(f"请先学习本清单中的 {names}（先修主题）")
-        audience = self._is_for(course, scored.audience_mask)
-        if audience:
-            details.append("课程面向你所属的干部类别或培训对象")
+        own = self._audience_names(course, scored.audience_mask) if scored.audience_mask else []
+        if own:
+            details.append(f"课程面向{'、'.join(own)}，与你的身份相符")
+        if fallback:
+            details.append(f"课程主要面向{'、'.join(self._audience_names(course))}；面向你的课程不足，暂列于此")
         signature = scored.signature[course]
         parts = {"gap": float(scored.gap[signature]), "graph": float(scored.graph[signature]), "format": float(bool(formats)),
-                 "audience": float(audience), "freshness": float(scored.freshness[course]),
+                 "audience": float(bool(own)), "freshness": float(scored.freshness[course]),
                  "quality": float(s.course_quality[course]), "popularity": float(s.course_popularity[course])}
-        if semantic is not None:
-            parts["semantic"] = semantic
+        if scored.semantic is not None:
+            parts["semantic"] = float(scored.semantic[course])
         return Suggestion(
             rank=rank,
             item_id=s.course_ids[course],
@@ -490,6 +704,8 @@ class Ranker:
             gap_topic=gap.topic_id if gap else None,
             section=gap.section if gap else None,
             after=tuple(s.course_ids[a] for a in after),
+            side=side,
+            intent_match=bool(matches and choice.matched),
             parts=parts,
         )
 
@@ -514,8 +730,8 @@ class Ranker:
                     rank=offset + len(out) + 1, item_id=material.id, kind=material.kind, kind_label=label,
                     name=material.name, score=round(gap.weight, 4),
                     topics=tuple(s.topic_name(t) for t in material.topics),
-                    reason=f"{gap.reason}；推荐配套{label}",
+                    reason=f"{gap.requirement.side_label}：{gap.reason}；推荐配套{label}",
                     details=(material.detail,) if material.detail else (),
-                    gap_topic=gap.topic_id, section=gap.section,
+                    gap_topic=gap.topic_id, section=gap.section, side=gap.requirement.side,
                 ))
         return tuple(out)
