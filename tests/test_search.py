@@ -8,11 +8,20 @@ course, a topic filter reaches narrower topics, near-duplicates are the courses 
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from kg.config import REPO_ROOT
 from kg.model import Edge, Node
+from recommender.ranking.semantic import SearchVectors
 from recommender.search.documents import chunk_text, load_documents
 from recommender.search.near_duplicates import DEFAULT_THRESHOLD, near_duplicates
 from recommender.search.config import IndexConfig
@@ -170,6 +179,95 @@ class TestIncrementalIndex:
         assert len(old.documents) == 6 and old.search("数字政府", k=1, mode="dense")[0].id == "course:t-online"
 
 
+class _Renamed:
+    """The real encoder under another fingerprint, as a different model would present itself."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.dim, self.fingerprint = inner, inner.dim, inner.fingerprint + "-other"
+
+    def query(self, texts):
+        return self.inner.query(texts)
+
+    def passage(self, texts):
+        return self.inner.passage(texts)
+
+
+class TestServing:
+    """What a worker does: open the persisted index without encoding, and pick up another worker's update."""
+
+    def test_progress_arrives_per_batch_and_ends_at_total(self, built_store, tmp_path, ontology, monkeypatch):
+        monkeypatch.setattr("recommender.search.indexing.ENCODE_BATCH", 2)
+        calls = []
+        SearchService.open(built_store, index_dir=tmp_path / "index", ontology=ontology, encoder=searchkit.encoder(),
+                           progress=lambda done, total, message: calls.append((done, total, message)))
+        encoding = [(done, message) for done, _, message in calls if message.startswith("编码 ")]
+        assert len(encoding) >= 3 and all(re.fullmatch(r"编码 \d+/6 条", m) for _, m in encoding)
+        dones = [done for done, _ in encoding]
+        assert dones == sorted(set(dones))
+        assert {total for _, total, _ in calls} == {6}
+        assert calls[-1][0] == calls[-1][1] == 6
+
+    def test_a_second_service_serves_the_first_ones_update_without_encoding(self, built_store, tmp_path, ontology,
+                                                                            monkeypatch):
+        index_dir = tmp_path / "index"
+        first = SearchService.open(built_store, index_dir=index_dir, ontology=ontology, encoder=searchkit.encoder())
+        second = SearchService.open(built_store, index_dir=index_dir, ontology=ontology, encoder=searchkit.encoder(),
+                                    update=False)
+        assert second.ready and not second.stale and second.generation == first.generation
+
+        node = built_store.get_node("course:t-online")
+        built_store.write([Node(node.id, node.label, {**node.props, "description": "讲授高原牧区的草场轮牧与牦牛养殖合作社。"})],
+                          [e for e in built_store.edges(src=node.id)])
+        opened_now = SearchService.open(built_store, index_dir=index_dir, ontology=ontology,
+                                        encoder=searchkit.encoder(), update=False)
+        assert opened_now.stale and opened_now.ready and opened_now.last_update is None
+
+        before = first.generation
+        assert first.update(built_store).encoded == 1 and first.generation != before
+
+        def broken(*_args, **_kwargs):
+            raise AssertionError("只读打开的服务不应重新编码")
+
+        monkeypatch.setattr("recommender.search.indexing.encode_documents", broken)
+        assert second.search("牧区草场轮牧", k=1, mode="dense")[0].id == "course:t-online"
+        assert second.generation == first.generation and not second.stale and second.last_update is None
+
+    def test_without_an_index_a_worker_opens_and_says_it_is_not_ready(self, built_store, tmp_path, ontology):
+        service = SearchService.open(built_store, index_dir=tmp_path / "none", ontology=ontology,
+                                     encoder=searchkit.encoder(), update=False)
+        assert not service.ready and service.stale and service.generation is None
+        assert service.warm()["就绪"] is False
+        with pytest.raises(IndexNotReady, match="重建索引"):
+            service.search("课程")
+
+    def test_an_index_of_another_encoder_is_re_encoded_not_mixed(self, fixture_service, built_store, tmp_path,
+                                                                ontology):
+        index_dir = tmp_path / "index"
+        other = _Renamed(searchkit.encoder())
+        served = SearchService.open(built_store, index_dir=index_dir, ontology=ontology, encoder=other, update=False)
+        assert not served.ready and served.stale
+        report = SearchService.open(built_store, index_dir=index_dir, ontology=ontology, encoder=other).last_update
+        assert (report.encoded, report.reused) == (6, 0)
+        current = (index_dir / "CURRENT").read_text(encoding="utf-8")
+        assert json.loads((index_dir / current / "manifest.json").read_text(encoding="utf-8"))["model"] == other.fingerprint
+
+    def test_eight_threads_get_the_same_vectors_and_hits_as_one(self, fixture_service):
+        encoder = searchkit.encoder()
+        texts = [f"第{i}期{t}专题培训" for i, t in enumerate(["乡村振兴", "数字政府", "基层治理", "党史学习", "应急管理"] * 8)]
+        sequential = np.vstack([encoder.query([t]) for t in texts])
+        with ThreadPoolExecutor(8) as pool:
+            threaded = np.vstack(list(pool.map(lambda t: encoder.query([t]), texts)))
+            batches = list(pool.map(lambda i: encoder.passage(texts[i : i + 4]), range(0, len(texts), 4)))
+        np.testing.assert_array_equal(threaded, sequential)
+        np.testing.assert_allclose(np.vstack(batches), np.vstack([encoder.passage(texts[i : i + 4])
+                                                                   for i in range(0, len(texts), 4)]), atol=1e-6)
+        queries = [f"{t}的课程{i}" for i, t in enumerate(["党性修养", "乡村振兴", "数字政府"] * 6)]
+        alone = [[h.id for h in fixture_service.search(q, k=3)] for q in queries]
+        with ThreadPoolExecutor(8) as pool:
+            together = list(pool.map(lambda q: [h.id for h in fixture_service.search(q, k=3)], queries))
+        assert together == alone
+
+
 def test_near_duplicates_find_a_reworded_course_and_nothing_else(built_store, tmp_path, ontology):
     built_store.write([
         _course("course:t-dup-a", "城市体检与城市更新行动",
@@ -298,6 +396,46 @@ class TestSampleCatalogue:
         hits = sample.similar_to("course:theory-053", k=3, filters=COURSES)
         assert "course:general-013" in [h.id for h in hits]
         assert "course:theory-053" not in [h.id for h in hits]
+
+    def test_nearest_through_the_index_keeps_to_the_allowed_courses(self, sample):
+        snap = sample.snapshot
+        vectors = SearchVectors(sample, snap)
+        allowed = snap.course_published.copy()
+        target = snap.course_pos["course:general-118"]
+        found = vectors.nearest("光伏板下放羊", allowed, 5)
+        assert target in [p for p, _ in found] and all(allowed[p] for p, _ in found)
+        cosines = [c for _, c in found]
+        assert cosines == sorted(cosines, reverse=True) and len(found) == 5
+        allowed[target] = False
+        assert target not in [p for p, _ in vectors.nearest("光伏板下放羊", allowed, 5)]
+        with pytest.raises(ValueError, match="allowed_mask"):
+            vectors.nearest("光伏板下放羊", allowed[:3], 5)
+
+    def test_opening_and_searching_never_imports_torch(self, sample, request):
+        """A worker's path (open without update, warm, search) in a fresh interpreter: no torch, no transformers."""
+        settings = searchkit.sample_settings(request)
+        script = (
+            "import json, sys\n"
+            "from kg.config import Settings\n"
+            "from kg.store import open_store\n"
+            "from recommender.search.service import SearchService\n"
+            "settings = Settings.from_env()\n"
+            "with open_store(settings=settings) as store:\n"
+            "    service = SearchService.open(store, settings, update=False)\n"
+            "    service.warm()\n"
+            "    hits = [h.id for h in service.search('光伏板下放羊', k=5)]\n"
+            "    stale = service.stale\n"
+            "heavy = [m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules]\n"
+            "print(json.dumps({'hits': hits, 'stale': stale, 'heavy': heavy}))\n"
+        )
+        env = {k: v for k, v in os.environ.items() if k != "GANXUN_MODEL"}
+        env.update(GANXUN_HOME=str(settings.home), GANXUN_CORPORA=str(searchkit.SAMPLE), PYTHONPATH=str(REPO_ROOT))
+        done = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+                              timeout=300)
+        assert done.returncode == 0, done.stderr
+        answer = json.loads(done.stdout.strip().splitlines()[-1])
+        assert answer["heavy"] == [] and not answer["stale"]
+        assert "course:general-118" in answer["hits"]
 
     def test_score_ids_prefers_the_matching_course(self, sample):
         vector = sample.encode_query("光伏板下放羊")
