@@ -60,31 +60,28 @@ def recommender() -> Any:
 
 
 class _CurrentSearchVectors:
-    """Course and query vectors from this worker's current search service and index generation.
-
-    The search service installs a new generation when an update job (in any worker) saves one, while the
-    snapshot stays; so the course vectors are rebuilt for each generation instead of keeping the first.
-    Courses not yet in the index score zero until the update job has encoded them."""
+    """Course and query vectors from this worker's search service, looked up when an intent first needs them
+    (so a recommender never opens the search index just to answer without an intent).  Courses not yet in the
+    index score zero until the update job has encoded them."""
 
     def __init__(self, catalogue: Any) -> None:
         self._snapshot = catalogue
         self._vectors: Any = None
-        self._made_for: tuple[Any, str | None] | None = None
 
     def _current(self) -> Any:
         from recommender.ranking.semantic import SearchVectors
 
         service = search_service()
-        made_for = (service, service.generation)
-        if self._made_for != made_for:
-            self._vectors, self._made_for = SearchVectors(service, self._snapshot), made_for
+        if self._vectors is None or self._vectors.service is not service:
+            self._vectors = SearchVectors(service, self._snapshot)
         return self._vectors
 
     def course_vectors(self) -> Any:
         return self._current().course_vectors()
 
-    def encode_query(self, text: str) -> Any:
-        return self._current().encode_query(text)
+    def __getattr__(self, name: str) -> Any:
+        """Every other look-up (query encoding, nearest courses) from the current service's vectors."""
+        return getattr(self._current(), name)
 
 
 def search_service() -> Any:
@@ -162,7 +159,7 @@ def _warm_steps() -> list[tuple[str, Any]]:
     return [
         ("目录快照", snapshot),
         ("检索索引与编码器", lambda: search_service().warm()),
-        ("推荐器与意向向量", lambda: recommender().intent_vector("提高政治能力")),
+        ("推荐器与课程向量", lambda: recommender().vectors.course_vectors()),
         ("分析目录", analytics_catalogue),
         ("学习需求", topic_demand),
     ]

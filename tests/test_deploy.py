@@ -1,0 +1,195 @@
+"""The production line for real: README's gunicorn command with 4 workers over a small built catalogue.
+
+What only a multi-process deployment shows: every worker loads its models and answers ready; a write through
+one worker is seen by all of them (the store's version stamp, checked per request); a job started on one
+worker is polled from any; client mistakes are 4xx JSON and nothing in a burst of search, intent and export
+requests is a 5xx.  Each worker names itself in ``X-Ganxun-Worker``, so the checks prove all four answered.
+Without gunicorn the test skips on a developer's machine and fails in CI (``tests.conftest.require``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import time
+import urllib.parse
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from bench.deploy_load import Answer, ProductionLine, import_jsonl, multipart, request
+from tests.conftest import FIXTURE_CORPUS, require
+from tests.test_api_support import AS_OF, NO_NEO4J, TOKENS_FILE, build_template
+
+WORKERS = 4
+#: How many fresh-connection reads a check makes at most: enough for four workers to each answer many times.
+READS = 200
+NEW_COURSE = {"type": "Course", "id": "course:t-deploy", "name": "部署检验新课程：基层应急处置",
+              "description": "在多进程部署中导入的新课程，讲授基层应急处置的组织与协同。", "offeredBy": "inst:t-county-school",
+              "dateCreated": "2026-01-05", "dateModified": "2026-01-05", "courseType": "专题课", "deliveryMode": "网络",
+              "teachingMethod": ["讲授"], "lecturerType": "基层干部", "hours": 2, "isCase": False, "status": "已发布",
+              "version": 1, "covers": ["topic:competence"]}
+
+
+@pytest.fixture(scope="module")
+def line(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProductionLine]:
+    require(shutil.which("gunicorn") is not None, "gunicorn 未安装（scripts/test 会安装）")
+    home = tmp_path_factory.mktemp("deploy-home")
+    build_template(home)
+    env = {"GANXUN_HOME": str(home), "GANXUN_CORPORA": str(FIXTURE_CORPUS), "NEO4J_URI": NO_NEO4J,
+           "GANXUN_AS_OF": AS_OF, "GANXUN_ACCOUNTS_DB": str(home / "accounts.db")}
+    server = ProductionLine(env, workers=WORKERS, log=home / "gunicorn.log")
+    try:
+        server.start()
+        server.ready = server.wait_ready(timeout=600)
+    except RuntimeError as exc:  # gunicorn could not start or never got ready: a failure everywhere, not a skip
+        server.stop()
+        pytest.fail(str(exc))
+    server.tokens = json.loads((home / TOKENS_FILE).read_text())
+    yield server
+    server.stop()
+
+
+def reads(line: ProductionLine, path: str, user: str, n: int = READS, clients: int = 4) -> list[Answer]:
+    """``n`` GETs of ``path`` on fresh connections from ``clients`` threads (so the workers take turns)."""
+    token = line.tokens[user]
+    with ThreadPoolExecutor(clients) as pool:
+        return list(pool.map(lambda _: request(line.port, "GET", path, token), range(n)))
+
+
+def test_every_worker_gets_ready_with_its_models(line: ProductionLine) -> None:
+    assert len(line.ready) == WORKERS and set(line.ready) <= set(line.worker_pids())
+    for pid, body in line.ready.items():
+        assert body["状态"] == 200 and body["进程"] == pid and body["图谱版本"] >= 0
+        assert {"目录快照", "检索索引与编码器"} <= set(body["已加载"])
+
+
+def test_an_import_through_one_worker_is_seen_by_every_worker_within_a_second(line: ProductionLine) -> None:
+    listing = "/api/catalogue/courses?per_page=100&q=" + urllib.parse.quote("部署检验新课程")
+    before = reads(line, listing, "admin", n=40)
+    assert all(a.status == 200 and a.json()["total"] == 0 for a in before)
+    imported = import_jsonl(line.port, line.tokens["admin"], [NEW_COURSE])
+    assert imported.status == 201, imported.body
+    time.sleep(1.0)  # every worker compares the store's version at most 0.25 s apart
+    after = reads(line, listing, "admin")
+    assert {a.worker for a in after} == set(line.ready), "not every worker answered"
+    stale = [a.worker for a in after if a.status != 200 or [i["id"] for i in a.json()["items"]] != [NEW_COURSE["id"]]]
+    assert stale == [], f"workers still answering from the old graph: {sorted(set(stale))}"
+
+
+def test_a_withdrawn_course_stops_being_recommended_on_every_worker(line: ProductionLine) -> None:
+    admin, path = line.tokens["admin"], "/api/cadres/cadre:t-001/recommendations?k=10"
+    first = request(line.port, "GET", path, admin)
+    assert first.status == 200
+    withdrawn = first.json()["推荐课程"][0]["编号"]
+    exported = request(line.port, "GET", "/api/admin/export?format=csv&type=Course", admin)
+    table = list(csv.reader(io.StringIO(exported.body.decode("utf-8-sig"))))
+    header, status = table[0], table[0].index("status")
+    row = next(r for r in table if r[header.index("id")] == withdrawn)
+    row[status] = "已退出"
+    out = io.StringIO()
+    csv.writer(out).writerows([header, row])
+    body, media = multipart({"files": ("withdraw.csv", out.getvalue().encode("utf-8"))}, {"type": "Course"})
+    assert request(line.port, "POST", "/api/admin/import", admin, body, {"Content-Type": media}).status == 201
+    time.sleep(1.0)
+    after = reads(line, path, "admin", n=80)
+    assert {a.worker for a in after} == set(line.ready)
+    still = [a.worker for a in after if withdrawn in {c["编号"] for c in a.json()["推荐课程"]}]
+    assert still == [], f"{withdrawn} still recommended by workers {sorted(set(still))}"
+
+
+def test_a_job_started_on_one_worker_is_polled_from_every_worker(line: ProductionLine) -> None:
+    admin = line.tokens["admin"]
+    started = request(line.port, "GET", "/api/admin/export?format=turtle", admin)
+    assert started.status == 202, started.body
+    job_id = started.json()["id"]
+    answered: set[int] = set()
+    deadline = time.monotonic() + 120
+    job = started.json()
+    while (job["state"] == "running" or answered != set(line.ready)) and time.monotonic() < deadline:
+        poll = request(line.port, "GET", f"/api/admin/jobs/{job_id}", admin)
+        assert poll.status == 200 and poll.json()["id"] == job_id
+        answered.add(poll.worker)
+        job = poll.json()
+    assert answered == set(line.ready) and job["state"] == "done", job
+    files = reads(line, f"/api/admin/jobs/{job_id}/file", "admin", n=40)
+    assert all(f.status == 200 and b"@prefix" in f.body for f in files) and len({f.worker for f in files}) > 1
+
+
+@pytest.mark.parametrize(("path", "user", "status"), [
+    ("/api/search?q=", "cadre1", 422),
+    ("/api/search?q=x&kind=Teacher", "cadre1", 422),
+    ("/api/search?q=x&topic=topic:none", "cadre1", 422),
+    ("/api/cadres/cadre:t-001/recommendations?k=0", "cadre1", 422),
+    ("/api/cadres/cadre:t-001/recommendations?intent=" + urllib.parse.quote("学" * 201), "cadre1", 422),
+    ("/api/cadres/cadre:t-002/hours", "cadre1", 403),
+    ("/api/cadres/cadre:nobody/gaps", "admin", 404),
+    ("/api/catalogue/courses/course:none", "cadre1", 404),
+    ("/api/admin/export?format=csv", "admin", 422),
+    ("/api/catalogue/courses?page=0", "cadre1", 422),
+])
+def test_bad_requests_are_4xx_json(line: ProductionLine, path: str, user: str, status: int) -> None:
+    answer = request(line.port, "GET", path, line.tokens[user])
+    assert answer.status == status and answer.headers["content-type"].startswith("application/json")
+    assert answer.json()["状态"] == status and answer.json()["错误"]
+
+
+def test_a_malformed_body_is_4xx_json(line: ProductionLine) -> None:
+    answer = request(line.port, "POST", "/api/auth/token", body=b"{not json", headers={"Content-Type": "application/json"})
+    assert 400 <= answer.status < 500 and answer.json()["状态"] == answer.status
+
+
+def test_no_5xx_over_a_burst_of_search_intent_and_export_requests(line: ProductionLine) -> None:
+    intents = ["乡村振兴与基层治理", "数字政府", "党性修养", "应急管理", "党的创新理论"]
+    paths = [
+        *(f"/api/search?q={urllib.parse.quote(q)}" for q in intents),
+        *(f"/api/search/similar/{c}" for c in ("course:t-village-case", "course:t-online")),
+        *(f"/api/cadres/cadre:t-001/recommendations?k=5&intent={urllib.parse.quote(q)}" for q in intents),
+        *(f"/api/cadres/cadre:t-001/learning-path?intent={urllib.parse.quote(q)}" for q in intents),
+        "/api/admin/export?format=turtle&type=Course", "/api/admin/export?format=jsonld&type=Textbook",
+        "/api/admin/export?format=jsonld", "/api/admin/export?format=turtle&include_personal=true",
+    ]
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda p: (p, request(line.port, "GET", p, line.tokens["admin"], timeout=120)),
+                                paths * 3))
+    faults = [(p, a.status, a.body[:200]) for p, a in answers if a.status >= 500]
+    assert faults == []
+    assert all(a.status in (200, 202, 409) for _, a in answers), [(p, a.status) for p, a in answers if a.status >= 300]
+    assert all(a.headers["content-type"].split(";")[0] != "text/html" for _, a in answers)
+
+
+def test_the_cadre_overview_page_answers_with_its_server_time(line: ProductionLine) -> None:
+    answer = request(line.port, "GET", "/cadre/", line.tokens["cadre1"])
+    assert answer.status == 200 and "text/html" in answer.headers["content-type"]
+    assert answer.server_ms is not None and answer.server_ms > 0 and answer.worker in line.ready
+
+
+def test_the_cadre_overview_reads_the_cadre_once_and_analyses_gaps_once(tmp_path: Path) -> None:
+    """In process: the page shows profile, hours, gaps, recommendations and path from one CadreView."""
+    from api import create_app, services
+    from api.graph import graph
+    from tests.test_api_support import app_config, bearer
+
+    build_template(tmp_path / "home")
+    app = create_app(app_config(tmp_path / "home", tmp_path / "index"))
+    with app.app_context():
+        store, rec = graph().store, services.recommender()
+        calls = {"get_node": 0, "gaps_for": 0}
+
+        def counted(name: str, method):
+            def wrapper(*args, **kwargs):
+                if name == "gaps_for" or args[0] == "cadre:t-001":
+                    calls[name] += 1
+                return method(*args, **kwargs)
+            return wrapper
+
+        store.get_node = counted("get_node", store.get_node)
+        rec.gaps_for = counted("gaps_for", rec.gaps_for)
+    response = app.test_client().get("/cadre/", headers=bearer(app, "cadre1"))
+    assert response.status_code == 200 and "推荐" in response.get_data(as_text=True)
+    assert calls == {"get_node": 1, "gaps_for": 1}
+    app.extensions["ganxun.graph"].close()
