@@ -193,3 +193,71 @@ def test_the_cadre_overview_reads_the_cadre_once_and_analyses_gaps_once(tmp_path
     assert response.status_code == 200 and "推荐" in response.get_data(as_text=True)
     assert calls == {"get_node": 1, "gaps_for": 1}
     app.extensions["ganxun.graph"].close()
+
+
+# ─── in process: the guard, the error table and readiness, without gunicorn ───
+@pytest.fixture
+def small_app(tmp_path: Path):
+    from api import create_app
+    from tests.test_api_support import app_config
+
+    build_template(tmp_path / "home")
+    app = create_app(app_config(tmp_path / "home", tmp_path / "index", REQUEST_TIMEOUT=0.5))
+    yield app
+    app.extensions["ganxun.graph"].close()
+
+
+def test_a_request_past_the_guard_is_a_503_json_with_an_error_id(small_app, caplog) -> None:
+    import threading
+
+    release = threading.Event()
+
+    @small_app.route("/api/slow")
+    def slow() -> str:
+        release.wait(10)  # bounded; released below once the guard has answered
+        return "late"
+
+    try:
+        response = small_app.test_client().get("/api/slow")
+    finally:
+        release.set()
+    body = response.json
+    assert response.status_code == 503 and body["状态"] == 503 and "超过" in body["错误"]
+    assert len(body["错误编号"]) == 32 and body["错误编号"] in caplog.text
+
+
+@pytest.mark.parametrize(("error", "status"), [
+    ("recommender.errors:InvalidRequest", 422),
+    ("recommender.errors:UnknownCadre", 404),
+    ("recommender.analytics.errors:RuleError", 422),
+    ("recommender.analytics.errors:SolverError", 503),
+    ("recommender.search.errors:InvalidFilter", 422),
+    ("recommender.search.errors:IndexNotReady", 503),
+    ("kg.store.base:StoreError", 503),
+])
+def test_domain_errors_map_to_their_status_in_one_place(small_app, error: str, status: int) -> None:
+    import importlib
+
+    module, name = error.split(":")
+    cls = getattr(importlib.import_module(module), name)
+
+    @small_app.route(f"/api/raise-{name}")
+    def raising() -> None:
+        raise cls("cadre:x") if name == "UnknownCadre" else cls("领域错误的说明")
+
+    response = small_app.test_client().get(f"/api/raise-{name}")
+    assert response.status_code == status and response.json["状态"] == status
+    assert ("错误编号" in response.json) == (status >= 500)
+    if status < 500:
+        assert "领域错误的说明" in response.json["错误"] or "cadre:x" in response.json["错误"]
+
+
+def test_ready_is_503_until_the_worker_is_warm_then_200(small_app) -> None:
+    from api.services import warm_up
+
+    client = small_app.test_client()
+    loading = client.get("/api/ready")
+    assert loading.status_code == 503 and loading.json == {"状态": 503, "错误": "服务正在加载模型与索引…"}
+    assert warm_up(small_app).state == "ready"
+    ready = client.get("/api/ready").json
+    assert ready["状态"] == 200 and ready["图谱版本"] >= 0 and "检索索引与编码器" in ready["已加载"]
