@@ -173,17 +173,11 @@ def start_reindex(rebuild: bool) -> dict[str, Any]:
     def work(progress: Progress) -> dict[str, Any]:
         from recommender.search.service import SearchService
 
-        last = [0, 0]
-
-        def encoded(done: int, total: int, message: str) -> None:
-            last[:] = [done, total]
-            progress(done, total, message)
-
         progress(0, 0, "读取目录并编码变化的文本…")
+        # SearchService.update reports documents done out of all, per encoded batch, and ends at the total
         service = SearchService.open(g.store, g.settings, ontology=g.ontology, rebuild=rebuild, index_dir=index_dir,
-                                     progress=encoded)
+                                     progress=progress)
         report = service.last_update
-        progress(last[1], last[1], f"完成：{report.documents} 个文档，新编码 {report.encoded} 个，复用 {report.reused} 个")
         g.changed()
         return {k: v for k, v in vars(report).items() if isinstance(v, (int, float, str, bool))}
 

@@ -277,13 +277,15 @@ class Jobs:
 
         Raises :class:`JobBusy` when a job of ``kind`` is running (in any process) — unless it has the same
         ``key``: a job of the same kind and key that runs or succeeded is returned as it is, nothing started.
+        For example ``jobs().submit("整图导出", work, key=f"turtle:v{version}", user=name)`` exports each graph
+        version once, however many workers are asked for it.
         """
         with self._transaction() as conn:
             self._reap(conn)
             if key is not None:
                 same = self._one(conn, "kind = ? AND key = ? AND state IN ('running', 'done')", (kind, key))
-                if same is not None:
-                    return same
+                if same is not None and (same.file is None or self.file_of(same) is not None):
+                    return same  # (a done job whose file has since been deleted is run again)
             running = self._one(conn, "kind = ? AND state = 'running'", (kind,))
             if running is not None:
                 raise JobBusy(running)

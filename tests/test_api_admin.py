@@ -16,7 +16,6 @@ from api.graph import graph
 from tests.test_api_support import (  # noqa: F401  (fixtures)
     PASSWORD, app, auth, bearer, client, index_dir, runner, template_home,
 )
-from tests.test_jobs import assert_progress_rises_to_total, record_progress
 
 
 @pytest.fixture
@@ -168,6 +167,7 @@ def test_sync_to_a_real_neo4j_with_progress(template_home, index_dir, tmp_path) 
     from api import create_app
     from tests.neo4j_support import neo4j_settings, open_neo4j
     from tests.test_api_support import app_config
+    from tests.test_jobs import assert_progress_rises_to_total, record_progress
 
     server = open_neo4j()  # skips (fails in CI) without a server; clears its graph
     home = tmp_path / "home"

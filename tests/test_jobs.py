@@ -4,6 +4,8 @@ database stand for two gunicorn workers, a killed subprocess for a worker that d
 
 from __future__ import annotations
 
+import io
+import json
 import shutil
 import signal
 import sqlite3
@@ -17,8 +19,9 @@ from pathlib import Path
 import pytest
 
 from api.jobs import DEAD_WORKER, Job, JobBusy, Jobs
+from tests.test_api_admin import NEW_COURSE
 from tests.test_api_support import (  # noqa: F401  (fixtures)
-    PASSWORD, SAMPLE_AS_OF, app, app_config, bearer, index_dir, sample_home, template_home,
+    PASSWORD, app, app_config, bearer, index_dir, template_home,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -206,6 +209,25 @@ def test_a_result_that_is_not_json_fails_the_job_with_the_reason(workers) -> Non
     assert job.state == "failed" and "JSON" in job.message
 
 
+def test_a_done_job_whose_file_is_gone_runs_again_and_files_stay_under_home(tmp_path) -> None:
+    jobs = Jobs(tmp_path / "jobs.db", home=tmp_path / "home")
+
+    def export(progress):
+        path = jobs.output_path("整图导出", ".ttl")
+        path.write_text("<urn:a> <urn:b> <urn:c> .\n", encoding="utf-8")
+        return path
+
+    first = _finished(jobs, jobs.submit("整图导出", export, key="v1").id)
+    assert jobs.submit("整图导出", export, key="v1").id == first.id
+    jobs.file_of(first).unlink()
+    again = _finished(jobs, jobs.submit("整图导出", export, key="v1").id)
+    assert again.id != first.id and again.state == "done" and jobs.file_of(again) is not None
+    outside = tmp_path / "elsewhere.ttl"
+    outside.write_text("x")
+    stray = _finished(jobs, jobs.submit("整图导出", lambda progress: outside).id)
+    assert stray.state == "failed" and "GANXUN_HOME" in stray.message
+
+
 # ─── through the service: two workers of the app on one GANXUN_HOME ───
 @pytest.fixture
 def twin(app):
@@ -261,20 +283,30 @@ def test_a_file_result_is_served_by_any_worker(app, twin) -> None:
     assert client.get("/api/admin/jobs/999/file", headers=header).status_code == 404
 
 
-def test_reindex_progress_rises_batch_by_batch_to_its_total(sample_home, tmp_path) -> None:
-    """A real re-index of the sample catalogue (832 texts, encoded in batches): progress comes from
-    ``SearchService.update``'s callback, batch by batch, up to its total."""
+def test_reindex_progress_rises_batch_by_batch_to_its_total(template_home, tmp_path) -> None:
+    """A real re-index of a small world — the fixture catalogue plus 150 courses imported through the API, so
+    the encoder runs several batches: progress comes from ``SearchService.update``'s callback, batch by batch,
+    up to its total."""
     from api import create_app
 
     home = tmp_path / "home"
-    shutil.copytree(sample_home, home)
-    app = create_app(app_config(home, tmp_path / "index", AS_OF=SAMPLE_AS_OF, JOBS_PROGRESS_SECONDS=0))
+    shutil.copytree(template_home, home)
+    app = create_app(app_config(home, tmp_path / "index", JOBS_PROGRESS_SECONDS=0))
+    client, header = app.test_client(), bearer(app, "admin")
+    courses = [{**NEW_COURSE, "id": f"course:t-batch-{i:03d}", "name": f"基层治理专题第 {i} 讲",
+                "description": f"第 {i} 讲介绍基层治理中第 {i} 个社区的网格化管理与协商议事做法。"} for i in range(150)]
+    body = "\n".join(json.dumps(c, ensure_ascii=False) for c in courses).encode()
     try:
+        imported = client.post("/api/admin/import", headers=header, content_type="multipart/form-data",
+                               data={"files": (io.BytesIO(body), "courses.jsonl")})
+        assert imported.status_code == 201, imported.json
         record_progress(home / "jobs.db")
-        started = app.test_client().post("/api/admin/reindex", json={}, headers=bearer(app, "admin"))
+        started = client.post("/api/admin/reindex", json={}, headers=header)
         assert started.status_code == 202, started.json
-        job = _finished(app.extensions["ganxun.jobs"], started.json["id"])
+        job = _until(lambda: app.extensions["ganxun.jobs"].get(started.json["id"]), lambda j: j.state != "running",
+                     "重建索引结束", limit=900)
         assert job.state == "done" and job.percent == 100.0, job
-        assert_progress_rises_to_total(home / "jobs.db", job.id, intermediate=2)
+        log = assert_progress_rises_to_total(home / "jobs.db", job.id, intermediate=2)
+        assert log[-1][1] >= 156  # every document of the small world was counted
     finally:
         app.extensions["ganxun.graph"].close()
