@@ -34,6 +34,7 @@ __all__ = [
     "TrainingClass",
     "attribute_of",
     "parse_date",
+    "props_of",
     "read_rows",
     "topics_from_ontology",
 ]
