@@ -20,7 +20,8 @@ async function gxPollJob(jobId, bar, text, done) {
   const response = await fetch(`/api/admin/jobs/${jobId}`, { credentials: "same-origin" });
   const job = await response.json();
   bar.style.width = `${job.percent}%`;
-  text.textContent = `${job.state_name}：${job.message}（${job.percent}%）`;
+  const state = job.message.startsWith(job.state_name) ? "" : `${job.state_name}：`;  // "失败：…" says it already
+  text.textContent = `${state}${job.message}（${job.percent}%）`;
   if (job.state === "running") {
     setTimeout(() => gxPollJob(jobId, bar, text, done), 800);
   } else if (done) {
