@@ -39,17 +39,20 @@ def analytics_catalogue() -> Any:
 
 def topic_demand() -> dict[str, float] | None:
     """Cadres per topic for whom it is a gap (``recommender.batch.demand``): the last batch run's figures when
-    there are any, else computed from every cadre's records once per graph version.  None without cadres."""
+    there are any, else computed from every cadre's records once per graph version — in a job shared by every
+    worker once the service is warm (:func:`api.services.shared_result`; None until it is done), inline in tests
+    and commands.  None without cadres."""
     from recommender.batch.demand import topic_demand as demand_of
 
-    from api.cadres import recommender
+    from api.services import recommender, shared_result
 
     g = graph()
+    day = as_of(None)
 
-    def compute() -> dict[str, float]:
-        return dict(demand_of(g.store, g.settings, today=as_of(None), snapshot=recommender().snapshot))
+    def compute(_progress: Any = None) -> dict[str, float]:
+        return dict(demand_of(g.store, g.settings, today=day, snapshot=recommender().snapshot))
 
-    return g.derived("topic_demand", compute) or None
+    return g.derived("topic_demand", lambda: shared_result("学习需求", compute, key=f"v{g.version}:{day}")) or None
 
 
 def run_analytics(action: Any) -> Any:

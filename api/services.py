@@ -29,7 +29,7 @@ from api.auth import ApiBlueprint
 from api.graph import graph, require_reader_of
 
 __all__ = ["CadreView", "Readiness", "bp", "cadre_view", "init_app", "readiness", "recommender", "search_service",
-           "snapshot", "start_warm_up", "submit_index_update", "warm_up"]
+           "shared_result", "snapshot", "start_warm_up", "submit_index_update", "warm_up"]
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +135,21 @@ def submit_index_update() -> Any:
         return None
 
 
+def shared_result(kind: str, work: Any, key: str) -> Any:
+    """The result of ``work(progress)``, computed once for all workers: inline while no warm-up was asked (tests,
+    commands), else as a job of ``kind`` keyed by ``key`` (the same key is one job, in any worker), whose stored
+    result every worker reads — None until it is done, so no request waits for it."""
+    from api.jobs import JobBusy, jobs
+
+    if readiness().state == "idle":
+        return work(lambda *_: None)
+    try:
+        job = jobs().submit(kind, work, key=key)
+    except JobBusy:
+        return None
+    return job.result if job.state == "done" else None
+
+
 # ─── warm-up and readiness ───
 @dataclass
 class Readiness:
@@ -229,10 +244,10 @@ class CadreView:
     Built by :func:`cadre_view`, which checks access first (401 / 403, without reading the store); an unknown
     cadre surfaces as :class:`recommender.errors.UnknownCadre` on first use (404, :mod:`api.errors`)."""
 
-    def __init__(self, cadre_id: str, day: dt.date) -> None:
+    def __init__(self, cadre_id: str, day: dt.date | None) -> None:
         self.cadre_id = cadre_id
-        self.day = day
         self.recommender = recommender()
+        self.day = self.recommender.today(day)  # None: the recommender's clock
         self._recommendations: dict[tuple[int, str | None], Any] = {}
         self._paths: dict[str | None, Any] = {}
 
@@ -265,10 +280,11 @@ class CadreView:
         return self._paths[intent]
 
 
-def cadre_view(cadre_id: str, day: dt.date) -> CadreView:
-    """The request's view of ``cadre_id`` as of ``day`` (kept on ``flask.g``), after the access check."""
+def cadre_view(cadre_id: str, day: dt.date | None) -> CadreView:
+    """The request's view of ``cadre_id`` as of ``day`` (today when None; kept on ``flask.g``), after the access
+    check."""
     require_reader_of(cadre_id)
-    views: dict[tuple[str, dt.date], CadreView] = g.setdefault("ganxun_cadre_views", {})
+    views: dict[tuple[str, dt.date | None], CadreView] = g.setdefault("ganxun_cadre_views", {})
     if (cadre_id, day) not in views:
         views[cadre_id, day] = CadreView(cadre_id, day)
     return views[cadre_id, day]

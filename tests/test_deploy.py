@@ -10,6 +10,7 @@ Without gunicorn the test skips on a developer's machine and fails in CI (``test
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 import shutil
@@ -261,3 +262,16 @@ def test_ready_is_503_until_the_worker_is_warm_then_200(small_app) -> None:
     assert warm_up(small_app).state == "ready"
     ready = client.get("/api/ready").json
     assert ready["状态"] == 200 and ready["图谱版本"] >= 0 and "检索索引与编码器" in ready["已加载"]
+
+
+def test_cadre_answers_default_to_today_without_a_configured_date(tmp_path: Path) -> None:
+    from api import create_app
+    from tests.test_api_support import app_config, bearer
+
+    build_template(tmp_path / "home")
+    app = create_app(app_config(tmp_path / "home", tmp_path / "index", AS_OF=None))
+    client, header = app.test_client(), bearer(app, "cadre1")
+    for path in ("hours", "gaps", "recommendations", "learning-path"):
+        response = client.get(f"/api/cadres/cadre:t-001/{path}", headers=header)
+        assert response.status_code == 200 and response.json["统计日期"] == dt.date.today().isoformat(), path
+    app.extensions["ganxun.graph"].close()
