@@ -46,13 +46,18 @@ def topic_demand() -> dict[str, float] | None:
 
     from api.services import recommender, shared_result
 
+    from recommender.batch.run import batch_path
+
     g = graph()
     day = as_of(None)
+    stored = batch_path(g.settings)
+    stamp = stored.stat().st_mtime_ns if stored.exists() else None  # a batch run in any worker changes it
 
     def compute(_progress: Any = None) -> dict[str, float]:
         return dict(demand_of(g.store, g.settings, today=day, snapshot=recommender().snapshot))
 
-    return g.derived("topic_demand", lambda: shared_result("学习需求", compute, key=f"v{g.version}:{day}")) or None
+    key = f"v{g.version}:{day}:{stamp}"
+    return g.derived("topic_demand", lambda: shared_result("学习需求", compute, key=key), key=stamp) or None
 
 
 def run_analytics(action: Any) -> Any:

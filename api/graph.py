@@ -7,13 +7,16 @@ request :meth:`Graph.refresh` compares ``store.version()`` — bumped by the sto
 every committed write, whichever process wrote — at most every :attr:`Graph.check_interval` seconds, and drops
 every derived model when it moved.  So an import through any worker is seen by every worker within a second,
 and a withdrawn course stops being recommended everywhere, without any worker being told.
+
+A read model that also rests on a file outside the store (the batch run's stored results) passes a cheap
+``key`` (the file's modification stamp) to :meth:`Graph.derived` and is rebuilt when the key changes.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 from flask import Flask, current_app
@@ -41,7 +44,7 @@ class Graph:
         self.check_interval = check_interval
         self.version = self.store.version()
         self._checked = time.monotonic()
-        self._cache: dict[str, Any] = {}  # name → read model, all for self.version
+        self._cache: dict[str, tuple[Hashable, Any]] = {}  # name → (key, read model), all for self.version
         self._lock = threading.Lock()  # guards the dicts and the version only
         self._building: dict[str, threading.Lock] = {}  # one per read model, so a slow one blocks no other
 
@@ -61,24 +64,25 @@ class Graph:
                     self._cache.clear()
         return self.version
 
-    def derived(self, name: str, build: Callable[[], Any]) -> Any:
-        """The read model ``name`` for the current graph version, built once under its own lock.
+    def derived(self, name: str, build: Callable[[], Any], key: Hashable = None) -> Any:
+        """The read model ``name`` for the current graph version (and ``key``), built once under its own lock.
 
         A build may use other read models (the recommender uses the snapshot).  A model whose build overlapped
         a version change is returned to its caller but not cached, so the next request builds it afresh."""
-        value = self._cache.get(name)
-        if value is not None:
-            return value
+        entry = self._cache.get(name)
+        if entry is not None and entry[0] == key:
+            return entry[1]
         with self._lock:
             lock = self._building.setdefault(name, threading.Lock())
         with lock:
-            value = self._cache.get(name)
-            if value is None:
-                version = self.version
-                value = build()
-                with self._lock:
-                    if version == self.version:
-                        self._cache[name] = value
+            entry = self._cache.get(name)
+            if entry is not None and entry[0] == key:
+                return entry[1]
+            version = self.version
+            value = build()
+            with self._lock:
+                if version == self.version and value is not None:
+                    self._cache[name] = (key, value)
         return value
 
     def changed(self) -> None:

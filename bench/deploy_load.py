@@ -328,7 +328,10 @@ def main() -> None:
         started = time.monotonic()
         line.start()
         ready = line.wait_ready(timeout=900)
-        rows.append(("全部工作进程就绪（/api/ready 200）", f"{time.monotonic() - started:.1f} 秒", f"{len(ready)} 个进程"))
+        slowest = {part: max(body["已加载"].get(part, 0) for body in ready.values())
+                   for part in next(iter(ready.values()))["已加载"]}
+        rows.append(("全部工作进程就绪（/api/ready 200）", f"{time.monotonic() - started:.1f} 秒",
+                     f"{len(ready)} 个进程；各部分最长用时（秒）：" + "、".join(f"{k} {v:.1f}" for k, v in slowest.items())))
         rss = {pid: rss_mb(pid) for pid in line.worker_pids()}
         rows.append(("每个工作进程常驻内存（预热后）", f"最大 {max(rss.values()):.0f} MB", "目标 ≤ 800 MB；"
                      + "、".join(f"{v:.0f}" for v in rss.values())))
