@@ -11,9 +11,10 @@ Two halves, kept apart on purpose:
 
 * :func:`import_rows` turns scenarios into ``Cadre`` and ``TrainingRecord`` rows (JSON Lines, the project's
   import format), and :func:`rank_suite` builds a temporary embedded store from the sample catalogue plus
-  those rows with ``kg.build`` and asks ``recommender.service.Recommender`` for every scenario and intent.
-  :func:`rank_suite` touches only interfaces present in older checkouts too, so ``bench/personalisation.py``
-  runs this file as a script inside an older commit's tree on the very same rows::
+  those rows with ``kg.build``, builds the search index with ``python -m recommender index`` and asks
+  ``recommender.service.Recommender`` for every scenario and intent.  :func:`rank_suite` touches only
+  interfaces present in older checkouts too, so ``bench/personalisation.py`` runs this file as a script
+  inside an older commit's tree on the very same rows::
 
       python tests/scenarios/suite.py rank --rows DIR --home DIR --out ranked.json
 
@@ -25,6 +26,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
+import subprocess
 import sys
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -188,8 +191,12 @@ def write_rows(suite: Suite, courses: Mapping[str, Mapping[str, Any]], directory
 # ── ranking (with whatever kg / recommender are importable) ──
 
 def rank_suite(suite: Suite, rows_dir: Path, home: Path) -> dict[str, dict[str, list[str]]]:
-    """Build a store under ``home`` from the sample catalogue and the rows in ``rows_dir`` (``kg.build``), then
-    rank the top ``k`` items of every scenario (no intent) and every intent.  Returns item ids by id."""
+    """Build a store under ``home`` from the sample catalogue and the rows in ``rows_dir`` (``kg.build``), build
+    the search index as an administrator would (``python -m recommender index``), then rank the top ``k``
+    items of every scenario (no intent) and every intent.  Returns item ids by id.
+
+    ``GANXUN_HOME`` points at ``home`` while ranking, because the recommender opens the persisted index from
+    the configured home; the previous value is restored afterwards."""
     from kg.build import build_graph, import_files
     from kg.config import REPO_ROOT, Settings
     from kg.ontology import load_ontology
@@ -197,20 +204,35 @@ def rank_suite(suite: Suite, rows_dir: Path, home: Path) -> dict[str, dict[str, 
     from recommender.service import Recommender
 
     home.mkdir(parents=True, exist_ok=True)
-    settings = Settings.from_env({"GANXUN_HOME": str(home), "GANXUN_STORE": "embedded"})
+    env = {"GANXUN_HOME": str(home), "GANXUN_STORE": "embedded"}
+    settings = Settings.from_env(env)
     ontology = load_ontology()
-    ranked: dict[str, dict[str, list[str]]] = {"scenarios": {}, "intents": {}}
     with open_store("embedded", settings, ontology) as store:
         build_graph(store, [REPO_ROOT / "corpora" / "sample"], ontology)
         import_files(store, [rows_dir / name for name in ROW_FILES], ontology)
-        recommender = Recommender.open(settings, store=store)
-        for scenario in suite.scenarios:
-            answer = recommender.recommend(scenario.cadre_id, k=suite.k, today=suite.today)
-            ranked["scenarios"][scenario.id] = [item.item_id for item in answer.items]
-        for intent in suite.intents:
-            answer = recommender.recommend(suite.scenario(intent.cadre).cadre_id, k=suite.k, intent=intent.text,
-                                           today=suite.today)
-            ranked["intents"][intent.id] = [item.item_id for item in answer.items]
+    indexed = subprocess.run([sys.executable, "-m", "recommender", "index"], cwd=REPO_ROOT, capture_output=True, text=True,
+                             env={k: v for k, v in os.environ.items() if not k.startswith("GANXUN_")} | env)
+    if indexed.returncode != 0:
+        raise RuntimeError(f"python -m recommender index 失败（退出码 {indexed.returncode}）：{indexed.stderr[-2000:]}")
+    ranked: dict[str, dict[str, list[str]]] = {"scenarios": {}, "intents": {}}
+    previous = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    try:
+        with open_store("embedded", settings, ontology) as store:
+            recommender = Recommender.open(settings, store=store)
+            for scenario in suite.scenarios:
+                answer = recommender.recommend(scenario.cadre_id, k=suite.k, today=suite.today)
+                ranked["scenarios"][scenario.id] = [item.item_id for item in answer.items]
+            for intent in suite.intents:
+                answer = recommender.recommend(suite.scenario(intent.cadre).cadre_id, k=suite.k, intent=intent.text,
+                                               today=suite.today)
+                ranked["intents"][intent.id] = [item.item_id for item in answer.items]
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     return ranked
 
 
