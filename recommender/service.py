@@ -158,7 +158,26 @@ class Recommender:
     def recommend_for(self, profile: CadreProfile, report: GapReport, day: dt.date, k: int = 10,
                       intent: str | None = None) -> Recommendations:
         """:meth:`recommend` for a profile and gap report already at hand."""
-        return self.ranker.rank(profile, report, day, k=k, intent=self.intent(intent))
+        return self.ranker.rank(profile, report, day, k=k, intent=self.intent(intent), role=self.role(profile))
+
+    #: Job-side topics named in a cadre's role query (essential first): enough to say what the job is about.
+    ROLE_TOPICS = 8
+
+    def role(self, profile: CadreProfile) -> Intent | None:
+        """The cadre's job as a query over the search index — position domain, then the topics the job side asks —
+        for the ranker's role part; None when its weight is 0, the job side is empty or no index is ready."""
+        if not self.ranker.config.role:
+            return None
+        topics = [r.topic_name for r in sorted(profile.requirements, key=lambda r: (r.source != "domains", r.level != "essential"))
+                  if r.side == "job"][: self.ROLE_TOPICS]
+        if not topics:
+            return None
+        vectors = self.vectors
+        service = getattr(vectors, "service", None)  # SearchVectors: its index may not be built yet
+        if service is not None and not getattr(service, "ready", True):
+            return None
+        text = "、".join(([profile.domain_name] if profile.domain_name else list(profile.group_names)) + topics)
+        return Intent(text, lambda allowed, k: vectors.nearest(text, allowed, k))
 
     def intent(self, text: str | None) -> Intent | None:
         """The cleaned intent with its nearest-course lookup over the search index's vectors, or None."""
@@ -183,6 +202,8 @@ class Recommender:
         masks = [credit_mode_mask(self.snapshot, mode) for mode in targets] or [None]
         max_steps = self.ranker.config.path_max_steps
         asked = max_steps if targets else MIN_STEPS
-        ranked = [self.ranker.rank(profile, report, day, k=asked, intent=query, with_materials=False, allowed=mask).items
+        role = self.role(profile)
+        ranked = [self.ranker.rank(profile, report, day, k=asked, intent=query, with_materials=False, allowed=mask,
+                                   role=role).items
                   for mask in masks]
         return build_path(ranked, hours, self.snapshot, profile, max_steps, asked)

@@ -11,7 +11,7 @@ Topics (``BROADER`` edges point up; 乙 has 甲 as prerequisite)::
 
 Requirements for a cadre in category:x, group:g, domain:fin: 甲 essential (all cadres, 二（一）; group g
 asks it as optional with 6 h, so the threshold is 6), 乙 essential 6 h (domain 金融监管, 四（一）), 丙 optional
-2 h (category x, 四（一））.  甲 is the core side of a list (every cadre must study it); 乙 and 丙 the job side.
+2 h (category x, 四（一））.  甲 (and 甲一 under it) is the core branch of a list; 乙 and 丙 are the job side.
 
 Ranking weights are the ranker's former defaults, every requirement source weighs 1 and coverage keeps two
 decimals, so the gap weights below are level × priority × shortfall; tests that need other values say so.
@@ -85,10 +85,10 @@ def rules(real: dict[str, Any]) -> dict[str, Any]:
                      "priority_weights": {1: 1.0, 2: 0.85, 3: 0.7},
                      "source_weights": {"domains": 1.0, "groups": 1.0, "categories": 1.0, "all_cadres": 1.0}},
         "ranking": {
-            "blend": {"job": 0.6, "core": 0.4},
-            "weights": {"gap": 1.0, "graph": 0.35, "semantic": 0.6, "quality": 0.15, "popularity": 0.6, "freshness": 0.1,
+            "blend": {"job": 0.6, "core": 0.4}, "core_branches": ["topic:a"],
+            "weights": {"gap": 1.0, "graph": 0.35, "semantic": 0.6, "role": 0.0, "quality": 0.15, "popularity": 0.6, "freshness": 0.1,
                         "format": 0.1, "audience": 0.1},
-            "multi_gap": 0.3, "links": {"broader": 0.5, "related": 0.4, "prerequisite": 0.6, "required": 0.3},
+            "multi_gap": 0.3, "role_pool": 5, "links": {"broader": 0.5, "related": 0.4, "prerequisite": 0.6, "required": 0.3},
             "mmr_lambda": 0.75, "candidates": 200, "freshness_half_life_years": 3.0, "format_window_years": 3.0,
             "prerequisite_hours": 2.0, "material_gaps": 3, "path_max_steps_per_mode": 12,
         },

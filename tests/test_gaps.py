@@ -196,11 +196,16 @@ class TestWhereARequirementComesFrom:
         assert [(g.topic_id, g.requirement.side, g.side_label) for g in report.gaps] == [
             ("topic:b", "job", "岗位所需"), ("topic:a", "core", "全体干部必学"), ("topic:c", "job", "岗位所需")]
 
-    def test_a_topic_every_cadre_must_study_stays_core_whoever_else_asks_it(self, snap):
+    def test_a_topic_on_a_core_branch_stays_core_whoever_else_asks_it(self, snap):
         names = {"group:g": "领导班子成员", "topic:a": "甲主题"}
         merged = {r.topic_id: r for r in merge_requirements(REQUIREMENTS, "category:x", ["group:g"], None, names,
-                                                             {"TargetGroup": "培训对象"}, {})}
+                                                             {"TargetGroup": "培训对象"}, {}, {"topic:a", "topic:a1"})}
         assert merged["topic:a"].sources == ("groups", "all_cadres") and merged["topic:a"].side == "core"
+        assert merged["topic:a"].side_label == "全体干部必学"
+        off_branch = merge_requirements(REQUIREMENTS, "category:x", ["group:g"], None, names, {}, {})
+        assert next(r for r in off_branch if r.topic_id == "topic:a").side == "job"  # asked by the group too
+        only_all = merge_requirements(REQUIREMENTS, "category:y", [], None, names, {}, {})
+        assert [(r.topic_id, r.side) for r in only_all] == [("topic:a", "core")]
 
     def test_a_cadre_with_no_position_domain_gets_category_and_group_requirements(self, store, ontology):
         snap = build(store, ontology)

@@ -6,7 +6,9 @@ topic appears more than once, essential beats optional and the largest hour thre
 decides the level and threshold is the one a reason cites (ties go to the most specific source: domain, then
 group, then category, then all cadres), because "你所在岗位要求……" tells a cadre more than "全体干部……".
 Every source asking a topic is kept (``sources``): the weight of a gap follows the most heavily weighted of
-them, and a topic every cadre must study belongs to the core side of a list (the 主题主线), whoever else asks it.
+them.  A topic is on the core side of a list when it lies under the plan's theory and political-training
+branches (``ranking.core_branches`` in ``rules.yaml``: the 主题主线 and 党性教育, whoever asks them) or only all
+cadres ask it; every other topic the cadre's domain, groups or category ask is on the job side.
 
 Records are personal, so they are fetched per request, in one store round trip: the record nodes pointing at
 the cadre (``OF_CADRE``) with their ``FOR_COURSE`` / ``IN_CLASS`` / ``VIA_PLATFORM`` edges.
@@ -15,7 +17,7 @@ the cadre (``OF_CADRE``) with their ``FOR_COURSE`` / ``IN_CLASS`` / ``VIA_PLATFO
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -27,11 +29,13 @@ from recommender.catalogue.snapshot import CatalogueSnapshot, parse_date
 
 __all__ = [
     "LEVELS",
+    "SIDES",
     "CadreProfile",
     "Record",
     "Requirement",
     "fetch_profile",
     "fetch_records",
+    "core_topics",
     "merge_requirements",
     "role_requirements",
 ]
@@ -60,6 +64,7 @@ class Requirement(Labelled):
     note: str = ""
     priority: int = 3
     sources: tuple[str, ...] = ()  # every requirements.yaml key asking this topic of the cadre
+    core_topic: bool = False  # under one of the rules' core branches (theory, political training)
 
     LABELS: ClassVar[dict[str, str]] = {
         "topic_id": "主题编号", "topic_name": "主题", "level_label": "要求", "hours": "学时门槛",
@@ -72,13 +77,16 @@ class Requirement(Labelled):
 
     @property
     def side(self) -> str:
-        """``core`` when every cadre must study the topic (the 主题主线), else ``job``."""
-        return "core" if "all_cadres" in (self.sources or (self.source,)) else "job"
+        """``core`` for theory and political training, or a topic only all cadres ask; else ``job``."""
+        return "core" if self.core_topic or set(self.sources or (self.source,)) == {"all_cadres"} else "job"
 
     @property
     def side_label(self) -> str:
-        """"岗位所需" or "全体干部必学" / "全体干部选学": which side of the list the topic serves."""
-        return SIDES["job"] if self.side == "job" else f"{SIDES['core']}{self.level_label}"
+        """Which side of the list the topic serves, in words: "岗位所需", "全体干部必学", "培训对象必学" …"""
+        if self.side == "job":
+            return SIDES["job"]
+        who = SIDES["core"] if "all_cadres" in (self.sources or (self.source,)) else self.source_class
+        return f"{who}{self.level_label}"
 
     @property
     def basis(self) -> str:
@@ -169,11 +177,13 @@ def merge_requirements(
     names: Mapping[str, str],
     class_labels: Mapping[str, str],
     topics: Mapping[str, Mapping[str, Any]],
+    core_topics: Collection[str] = frozenset(),
 ) -> list[Requirement]:
     """Merge the requirement entries that apply to one cadre (see the module docstring for the rule).
 
     ``names`` maps role and topic ids to their Chinese names, ``class_labels`` a role class to its label,
-    ``topics`` a topic id to its properties (``planPriority``).  Sorted essential first, then by topic id.
+    ``topics`` a topic id to its properties (``planPriority``), ``core_topics`` the topics under the core
+    branches.  Sorted essential first, then by topic id.
     """
     defaults = requirements.get("defaults", {})
     applying: dict[str, list[str | None]] = {
@@ -207,6 +217,7 @@ def merge_requirements(
             note=str(cited.get("note", "")),
             priority=int(topics.get(topic, {}).get("planPriority", 3) or 3),
             sources=tuple(dict.fromkeys(k for _, k, _, _ in sorted(entries, key=lambda item: item[0][2]))),
+            core_topic=topic in core_topics,
         ))
     return sorted(merged, key=lambda r: (_level_rank(r.level), r.topic_id))
 
@@ -259,8 +270,17 @@ def role_requirements(snapshot: CatalogueSnapshot, category: str | None, groups:
         if len(cache) >= ROLE_CACHE_SIZE:
             cache.pop(next(iter(cache)))
         cache[role] = tuple(merge_requirements(snapshot.ontology.requirements, category, role[1], domain,
-                                               snapshot.names, class_labels, topics))
+                                               snapshot.names, class_labels, topics, core_topics(snapshot)))
     return cache[role]
+
+
+def core_topics(snapshot: CatalogueSnapshot) -> frozenset[str]:
+    """Topics under the core branches of the rules (``ranking.core_branches``), the branches included."""
+    found: set[str] = set()
+    for branch in (snapshot.ontology.rules.get("ranking") or {}).get("core_branches", []):
+        if branch in snapshot.topic_pos:
+            found |= snapshot.narrower_closure(branch)
+    return frozenset(found)
 
 
 def fetch_profile(store: Store, snapshot: CatalogueSnapshot, cadre_id: str, until: dt.date | None = None) -> CadreProfile:

@@ -8,6 +8,9 @@ A course's score adds weighted, [0, 1]-scaled parts (every weight is data: ``ont
 * **graph** — weaker links through the topic graph: a broader or ``related`` topic of a gap, a
   prerequisite of a gap topic not yet covered, or any required topic (to keep learning on the role);
 * **semantic** — closeness to the cadre's free-text intent, when one is given;
+* **role** — closeness to the cadre's job (their position domain and job-side topics, as a query over the
+  search index's vectors: :class:`Intent` again), so that among courses filling the same gap the one framed
+  for the cadre's work comes first — and cadres of different jobs do not all get the same course;
 * **quality** (rating shrunk to the mean, completion, expert score), **popularity** (kept small, so one
   famous course cannot lead every list) and **freshness**;
 * **format** — a case or interactive course when the cadre has none recently; **audience** — the
@@ -56,7 +59,7 @@ _DAYS_PER_YEAR = 365.25
 #: RankConfig field → its path in the rules' ``ranking`` / ``audience`` / ``intent`` sections.
 _RULE_PATHS: dict[str, tuple[str, ...]] = {
     **{name: ("ranking", "weights", name)
-       for name in ("gap", "graph", "semantic", "quality", "popularity", "freshness", "format", "audience")},
+       for name in ("gap", "graph", "semantic", "role", "quality", "popularity", "freshness", "format", "audience")},
     **{f"{name}_link": ("ranking", "links", name) for name in ("broader", "related", "prerequisite", "required")},
     **{name: ("ranking", name) for name in ("multi_gap", "mmr_lambda", "candidates", "freshness_half_life_years",
                                             "format_window_years", "prerequisite_hours", "material_gaps")},
@@ -67,6 +70,7 @@ _RULE_PATHS: dict[str, tuple[str, ...]] = {
     "intent_pool": ("intent", "pool"),
     "intent_lead": ("intent", "lead"),
     "intent_margin": ("intent", "margin"),
+    "role_pool": ("ranking", "role_pool"),
 }
 
 
@@ -80,6 +84,7 @@ class RankConfig:
     gap: float
     graph: float
     semantic: float
+    role: float
     quality: float
     popularity: float
     freshness: float
@@ -103,6 +108,7 @@ class RankConfig:
     intent_pool: int
     intent_lead: int
     intent_margin: float
+    role_pool: int
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.mmr_lambda <= 1.0:
@@ -240,6 +246,7 @@ class _Scored:
     lacks_interactive: bool
     prereq_threshold: np.ndarray
     semantic: np.ndarray | None = None
+    role: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -332,7 +339,7 @@ class Ranker:
         s, c = self.snapshot, self.config
         g, r = gaps.gap_weights, gaps.requirement_weights
         fill = (s.up * g[None, :]).max(axis=1)
-        prereq_threshold = np.where(gaps.thresholds > 0, gaps.thresholds, c.prerequisite_hours)
+        prereq_threshold = np.full(s.n_topics, c.prerequisite_hours)  # a prerequisite is met once studied at a basic level
         uncovered = gaps.coverage < prereq_threshold
         graph = np.max(np.vstack([
             c.broader_link * (self._up_strict * g[:, None]).max(axis=0),
@@ -430,15 +437,29 @@ class Ranker:
         close = cosines >= high - c.intent_margin
         matched = bool((required & close).any())
         lead = positions[required & close] if matched else positions[close]
-        return _IntentChoice(tuple(int(p) for p in lead[: c.intent_lead]),
-                             dict(zip(positions[close].tolist(), cosines[close].tolist())), matched)
+        return _IntentChoice(tuple(int(p) for p in lead), dict(zip(positions[close].tolist(), cosines[close].tolist())),
+                             matched)
 
     # ── selection ──
+    def _role(self, role: Intent, total: np.ndarray, fallback: np.ndarray, scored: _Scored) -> None:
+        """Add the role part to ``total`` in place: the cosine of the ``role_pool`` courses nearest the cadre's job,
+        rescaled to [0, 1] over them (0 for every other course)."""
+        hits = role.nearest(np.isfinite(total) & ~fallback, self.config.role_pool)
+        if len(hits) < 2:
+            return
+        positions = np.array([p for p, _ in hits], dtype=np.int64)
+        cosines = np.array([cos for _, cos in hits], dtype=np.float64)
+        affinity = np.zeros(len(total), dtype=np.float32)
+        affinity[positions] = (cosines - cosines.min()) / max(float(cosines.max() - cosines.min()), 1e-6)
+        total += np.float32(self.config.role) * affinity
+        scored.role = affinity
+
     def rank(self, profile: CadreProfile, gaps: GapReport, today: dt.date, k: int = 10,
              intent: Intent | None = None, with_materials: bool = True,
-             allowed: np.ndarray | None = None) -> Recommendations:
+             allowed: np.ndarray | None = None, role: Intent | None = None) -> Recommendations:
         """The top ``k`` courses by blended MMR under the audience and prerequisite rules, each with its reason;
-        and materials.  ``allowed`` (bool per course) narrows the choice further, e.g. to online courses for a path.
+        and materials.  ``allowed`` (bool per course) narrows the choice further, e.g. to online courses for a path;
+        ``role`` is the cadre's job as a query (see :meth:`Recommender.role <recommender.service.Recommender.role>`).
         """
         if not 1 <= k <= 200:
             raise InvalidRequest(f"k（推荐条数）应在 1 到 200 之间，实际为 {k}")
@@ -448,6 +469,8 @@ class Ranker:
         if allowed is not None:
             total[~allowed] = -np.inf
         fallback = self._audience_rule(scored, total, k)
+        if role is not None and self.config.role:
+            self._role(role, total, fallback, scored)
         choice = self._intent(intent, total, fallback, gaps, scored) if intent is not None else None
         pool = self._pool(total, today)
         uncovered = gaps.coverage < scored.prereq_threshold
@@ -561,11 +584,17 @@ class Ranker:
                 return base + gain * (best * (1.0 - c.multi_gap) + spread)
 
             i, side = -1, None
-            free_lead = [j for j in lead if eligible[j]] if len(chosen) < c.intent_lead else []
-            if free_lead:
-                i = free_lead[0]
+            for j in (j for j in lead if available[j]) if len(chosen) < c.intent_lead else ():
+                if eligible[j]:
+                    i = j
+                    break
+                teaches = eligible & (flows & needs[j][None, :]).any(axis=1)  # it waits on a prerequisite: teach it first
+                if teaches.any():
+                    i = int(np.argmax(np.where(teaches, mmr(None), -np.inf)))
+                    break
+            if i >= 0:
                 side = self._side_of(fill[i], job_columns, on_side, i)
-            elif c.blend_job is not None:
+            if i < 0 and c.blend_job is not None:
                 for side in self._side_order(counts):
                     columns = job_columns if side == "job" else ~job_columns
                     serves = eligible & (fill[:, columns] > 0).any(axis=1) if columns.any() else np.zeros(len(pool), bool)
@@ -688,6 +717,8 @@ class Ranker:
                  "quality": float(s.course_quality[course]), "popularity": float(s.course_popularity[course])}
         if scored.semantic is not None:
             parts["semantic"] = float(scored.semantic[course])
+        if scored.role is not None:
+            parts["role"] = float(scored.role[course])
         return Suggestion(
             rank=rank,
             item_id=s.course_ids[course],
