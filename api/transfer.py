@@ -23,6 +23,7 @@ from werkzeug.datastructures import FileStorage
 from werkzeug.utils import secure_filename
 
 from api import fields as f
+from api.admin import JobSchema
 from api.auth import ApiBlueprint, audit, current_user
 from api.errors import fail
 from api.graph import graph
@@ -238,7 +239,8 @@ def _export_job(fmt: str, include_personal: bool) -> Response:
 @bp.requires("admin")
 @bp.arguments(ExportQuery, location="query")
 @bp.response(200, content_type="application/octet-stream", description="导出的文件（指定 type 时）")
-@bp.alt_response(202, description="整图导出已作为后台任务开始：返回任务；完成后从 GET /api/admin/jobs/{id}/file 下载")
+@bp.alt_response(202, schema=JobSchema, description="整图导出已作为后台任务开始：返回任务；完成后从 GET /api/admin/jobs/{id}/file 下载")
+@bp.alt_response(409, response="CONFLICT")
 def export(args: dict[str, Any]) -> Response:
     """导出图谱：某一类（type）当即返回 Turtle / JSON-LD（含 schema.org 术语）/ CSV / XLSX（可再导入）；
     不指定 type 时整图导出在后台进行，返回任务（202）"""
