@@ -278,12 +278,15 @@ class CadreGenerator:
         return rng.choice(self.recognised_platforms)
 
     def _online_year(self, cadre, rng, year, year_end, target, pool, cumulative, taken, recent) -> list[dict[str, Any]]:
-        """Catalogue courses studied online (with minutes, crediting by the platform's rule), then the rest of
-        the year's hours as quarterly platform-certified totals (学时互认: platforms exchange credited hours)."""
+        """Catalogue courses studied online (with minutes, crediting by the platform's rule), then the year's
+        target as quarterly platform-certified totals (学时互认: recognised platforms exchange credited hours).
+
+        The totals carry the whole target: the generator does not know what a platform's rule credits for a
+        course (a tiered rule gives 1 学时 for a 2-学时 course), so subtracting course hours would leave an
+        on-track persona short by an amount the persona never meant."""
         records: list[dict[str, Any]] = []
         days = max(1, (year_end - dt.date(year, 1, 1)).days)
         gamer_day = dt.date(year, 1, 1) + dt.timedelta(days=rng.randrange(days))
-        credited = 0.0
         for course_id in self._pick(pool, cumulative, rng, taken, rng.randint(4, 8) if recent else 1):
             course = self.catalogue.courses[course_id]
             gamer = cadre.persona == "gamer"
@@ -295,13 +298,11 @@ class CadreGenerator:
                 "mode": "网络自学", "date": date.isoformat(), "minutes": minutes, "completed": completed,
                 "testPassed": completed and rng.random() < 0.7,
             })
-            credited += course["hours"] if completed else 0
         quarters = [q for q in range(1, 5) if dt.date(year, 3 * q, 28) <= year_end]
-        remainder = target - credited
-        for quarter in quarters if remainder > 0 else []:
-            hours = round(remainder / len(quarters) * 2) / 2
+        for quarter in quarters:
+            hours = round(target / len(quarters) * 2) / 2
             if hours > 0:
-                records.append({"ofCadre": cadre.row["id"], "viaPlatform": self._platform(rng), "mode": "网络自学",
+                records.append({"ofCadre": cadre.row["id"], "viaPlatform": rng.choice(self.recognised_platforms), "mode": "网络自学",
                                 "date": dt.date(year, 3 * quarter, 28).isoformat(), "hours": hours, "completed": True})
         return records
 

@@ -259,3 +259,32 @@ class TestReport:
     def test_path_estimate_uses_the_courses_platform(self, snap):
         assert estimate_credit(snap, snap.course_pos["course:c-plain"]) == ("网络自学", 1.0)
         assert estimate_credit(snap, snap.course_pos["course:b-adv"]) == ("集中培训", 3.0)
+
+
+class TestSamplePersonas:
+    """The generated sample cadres read as their hidden personas meant (issue 12: none read 未达标 when on track)."""
+
+    def test_on_track_cadres_read_on_track_and_behind_ones_behind(self, store, ontology, tmp_path):
+        import random
+
+        from kg.build import build_graph
+        from kg.config import REPO_ROOT
+        from corpora.cadres import AS_OF, CadreGenerator, read_catalogue, write_cadres
+        from recommender.catalogue.snapshot import load_snapshot
+
+        sample = REPO_ROOT / "corpora" / "sample"
+        generator = CadreGenerator(ontology, read_catalogue([sample]))
+        (tmp_path / "gen").mkdir()
+        with (tmp_path / "gen" / "cadres.jsonl").open("w", encoding="utf-8") as cadres, \
+                (tmp_path / "gen" / "records.jsonl").open("w", encoding="utf-8") as records:
+            write_cadres(generator, 60, cadres, records)
+        build_graph(store, [sample, tmp_path / "gen"], ontology)
+        snap = load_snapshot(store, ontology)
+        seen: dict[str, set[str]] = {"on_track": set(), "behind": set()}
+        for index in range(60):
+            persona = generator._cadre(index, random.Random(f"{generator.seed}:{index}")).persona
+            if persona in seen:
+                report = hour_report(fetch_profile(store, snap, f"cadre:{index + 1:07d}"), snap, AS_OF)
+                seen[persona].add(report.rule("网络自学").status)
+        assert seen["on_track"] and seen["on_track"] <= {"已达标", "进度正常"}
+        assert seen["behind"] == {"未达标"}
