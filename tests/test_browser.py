@@ -26,6 +26,9 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
 def base_url(sample_app) -> Iterator[str]:
     from werkzeug.serving import make_server
 
+    from api.services import warm_up
+
+    assert warm_up(sample_app).state == "ready"  # as a served worker does before it answers ready
     server = make_server("127.0.0.1", 0, sample_app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
