@@ -105,7 +105,11 @@ def init_app(app: Flask) -> None:
     first brings the read models to the store's current version."""
     app.extensions["ganxun.graph"] = Graph(app.config["SETTINGS"], app.config.get("STORE"),
                                            float(app.config.get("VERSION_CHECK_INTERVAL", CHECK_INTERVAL)))
-    app.before_request(lambda: graph().refresh() and None)
+    app.before_request(_refresh)
+
+
+def _refresh() -> None:
+    graph().refresh()
 
 
 def graph() -> Graph:

@@ -181,7 +181,11 @@ def _warm_steps() -> list[tuple[str, Any]]:
 
 
 def warm_up(app: Flask) -> Readiness:
-    """Load every read model and the encoder now, in this thread; readiness says how far it got."""
+    """Load every read model and the encoder now, in this thread; readiness says how far it got.
+
+    Through :func:`start_warm_up` (a served worker) the state is ``warming`` meanwhile, so work shared by the
+    workers (demand for every cadre) is submitted as a job; called directly (tests that serve an app) it stays
+    ``idle`` until done, so that work is done here and the app is complete when this returns."""
     state = readiness(app)
     with app.app_context():
         graph().refresh(force=True)
