@@ -11,8 +11,8 @@ Why these (measured with ``bench/deploy_load.py``; the figures are in README.md)
   anyway.
 - ``OMP_NUM_THREADS``: the cores shared out among the workers (at least one each), set before any worker
   loads the engine, so four workers do not start four full-width thread pools on the same cores.
-- ``timeout`` above the app's own request guard (``GANXUN_REQUEST_TIMEOUT``, default 20 s), so the app always
-  answers a slow request itself, with the JSON error shape.
+- ``timeout`` above the app's own request guard (``GANXUN_REQUEST_TIMEOUT``, default 30 s, above the programme
+  solver's 20 s limit), so the app always answers a slow request itself, with the JSON error shape.
 
 Each value can be overridden on the command line or by ``GANXUN_WORKERS``, ``GANXUN_THREADS``, ``GANXUN_BIND``.
 """

@@ -48,7 +48,7 @@ def _defaults(settings: Settings) -> dict[str, Any]:
         "SESSION_COOKIE_SECURE": env.get("GANXUN_SECURE_COOKIES", "").lower() in ("1", "true", "yes"),
         "DEVELOPMENT": False,
         # every request is answered within this many seconds (api.errors.RequestGuard); keep it below gunicorn's timeout
-        "REQUEST_TIMEOUT": float(env.get("GANXUN_REQUEST_TIMEOUT", "20")),
+        "REQUEST_TIMEOUT": float(env.get("GANXUN_REQUEST_TIMEOUT", "30")),
         # OpenAPI (flask-smorest); the browsable docs load Swagger UI from our own static files
         "API_TITLE": "干训 ganxun API",
         "API_VERSION": "1",
