@@ -283,7 +283,8 @@ class CadreGenerator:
 
         The totals carry the whole target: the generator does not know what a platform's rule credits for a
         course (a tiered rule gives 1 学时 for a 2-学时 course), so subtracting course hours would leave an
-        on-track persona short by an amount the persona never meant."""
+        on-track persona short by an amount the persona never meant.  On-track cadres report only from recognised
+        platforms; the others sometimes from an unrecognised app, whose hours do not count."""
         records: list[dict[str, Any]] = []
         days = max(1, (year_end - dt.date(year, 1, 1)).days)
         gamer_day = dt.date(year, 1, 1) + dt.timedelta(days=rng.randrange(days))
@@ -302,7 +303,8 @@ class CadreGenerator:
         for quarter in quarters:
             hours = round(target / len(quarters) * 2) / 2
             if hours > 0:
-                records.append({"ofCadre": cadre.row["id"], "viaPlatform": rng.choice(self.recognised_platforms), "mode": "网络自学",
+                platform = rng.choice(self.recognised_platforms) if cadre.persona == "on_track" else self._platform(rng)
+                records.append({"ofCadre": cadre.row["id"], "viaPlatform": platform, "mode": "网络自学",
                                 "date": dt.date(year, 3 * quarter, 28).isoformat(), "hours": hours, "completed": True})
         return records
 
