@@ -181,13 +181,15 @@ def fail(code: int, message: str, fields: dict[str, Any] | None = None) -> None:
 
 class RequestGuard:
     """WSGI middleware that answers every request within ``seconds``: the app runs in a thread of its own, and
-    if it has not finished in time the client gets a 503 in the shared error shape (JSON on ``/api/``) with an
-    error id that is also logged, while the late work finishes in the background and is discarded.
+    if it has not returned its response in time the client gets a 503 in the shared error shape (JSON on
+    ``/api/``) with an error id that is also logged, while the late work finishes in the background and is
+    discarded.
 
     Why: gunicorn kills a worker that overruns its timeout and the client sees gunicorn's HTML 500; heavy work
     belongs in jobs and in worker warm-up, and this guard, set below gunicorn's timeout, makes sure nothing that
-    slipped through can ever produce that page.  ``seconds <= 0`` turns it off.  Responses are buffered (every
-    response here is built in memory); static files are served unguarded."""
+    slipped through can ever produce that page.  ``seconds <= 0`` turns it off.  The response body is passed on
+    as the app returned it (a file download is not read into memory); the legacy WSGI ``write()`` callable,
+    which Flask never uses, is refused.  Static files are served unguarded."""
 
     def __init__(self, app: Callable[..., Iterable[bytes]], seconds: float) -> None:
         self.app = app
@@ -199,32 +201,38 @@ class RequestGuard:
         outcome: dict[str, Any] = {}
         done = threading.Event()
 
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], Any]:
+            outcome["start"] = (status, headers)
+
+            def write(data: bytes) -> None:
+                raise RuntimeError("RequestGuard 不支持 WSGI 的 write()")
+
+            return write
+
+        lock = threading.Lock()
+
         def run() -> None:
-            parts: list[bytes] = []
-
-            def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], Any]:
-                outcome["start"] = (status, headers)
-                return parts.append
-
             try:
                 body = self.app(environ, capture)
-                try:
-                    parts.extend(body)
-                finally:
-                    getattr(body, "close", lambda: None)()
-                outcome["parts"] = parts
             except BaseException as exc:  # re-raised in the server's thread, which reports it
-                outcome["error"] = exc
-            finally:
-                done.set()
+                body, outcome["error"] = None, exc
+            with lock:
+                late = outcome.get("late", False)
+                outcome["body"] = body
+            done.set()
+            if late and body is not None:  # nobody will send it: release what it holds (an open file)
+                getattr(body, "close", lambda: None)()
 
         threading.Thread(target=run, name="ganxun-request", daemon=True).start()
         if not done.wait(self.seconds):
-            return self._late(environ, start_response)
+            with lock:
+                outcome["late"] = "body" not in outcome
+            if outcome["late"]:
+                return self._late(environ, start_response)
         if "error" in outcome:
             raise outcome["error"]
         start_response(*outcome["start"])
-        return outcome["parts"]
+        return outcome["body"]
 
     def _late(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         error_id = uuid.uuid4().hex
