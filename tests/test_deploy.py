@@ -82,6 +82,22 @@ def test_an_import_through_one_worker_is_seen_by_every_worker_within_a_second(li
     assert stale == [], f"workers still answering from the old graph: {sorted(set(stale))}"
 
 
+def test_the_imported_course_becomes_searchable_on_every_worker_after_the_index_job(line: ProductionLine) -> None:
+    """Searches answer from the persisted index meanwhile; the update job (one, in some worker) encodes the new
+    course and every worker installs the new generation."""
+    path = "/api/search?q=" + urllib.parse.quote("部署检验新课程：基层应急处置") + "&k=3"
+    found: set[int] = set()
+    deadline = time.monotonic() + 180
+    while found != set(line.ready) and time.monotonic() < deadline:
+        answer = request(line.port, "GET", path, line.tokens["cadre1"])
+        assert answer.status == 200, answer.body  # never a 5xx while the index is being updated
+        if NEW_COURSE["id"] in [h["id"] for h in answer.json()["hits"]]:
+            found.add(answer.worker)
+    assert found == set(line.ready)
+    jobs = request(line.port, "GET", "/api/admin/jobs", line.tokens["admin"]).json()
+    assert [j["state"] for j in jobs if j["kind"] == "更新检索索引"][:1] == ["done"]
+
+
 def test_a_withdrawn_course_stops_being_recommended_on_every_worker(line: ProductionLine) -> None:
     admin, path = line.tokens["admin"], "/api/cadres/cadre:t-001/recommendations?k=10"
     first = request(line.port, "GET", path, admin)
