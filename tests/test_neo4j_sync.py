@@ -67,11 +67,14 @@ def embedded_home(tmp_path: Path, ontology: Ontology) -> Path:
 
 
 def test_the_sync_command_prints_counts_and_is_idempotent(tmp_path: Path, ontology: Ontology, neo4j) -> None:
-    env = {"GANXUN_HOME": str(embedded_home(tmp_path, ontology))}
+    home = embedded_home(tmp_path, ontology)
+    with EmbeddedStore(home / "ganxun.db") as store:
+        expected_nodes = sum(store.node_counts().values())
+    env = {"GANXUN_HOME": str(home)}
     runner = CliRunner()
     first = runner.invoke(main, ["sync"], env=env)
     assert first.exit_code == 0, first.output
-    assert "同步前" in first.output and "同步后" in first.output and "本次变更：新建节点 198" in first.output
+    assert "同步前" in first.output and "同步后" in first.output and f"本次变更：新建节点 {expected_nodes}" in first.output
     second = runner.invoke(main, ["sync"], env=env)
     assert second.exit_code == 0, second.output
     assert "本次没有写入任何数据" in second.output
