@@ -60,9 +60,9 @@ def recommender() -> Any:
 
 
 class _CurrentSearchVectors:
-    """Course and query vectors from this worker's search service, looked up when an intent first needs them
-    (so a recommender never opens the search index just to answer without an intent).  Courses not yet in the
-    index score zero until the update job has encoded them."""
+    """Course and query vectors from this worker's current search service, looked up when ranking first needs
+    them (the recommender is built before the search service, and outlives none of its generations).  Courses
+    not yet in the index score zero until the update job has encoded them."""
 
     def __init__(self, catalogue: Any) -> None:
         self._snapshot = catalogue
