@@ -178,7 +178,6 @@ def start_reindex(rebuild: bool) -> dict[str, Any]:
         service = SearchService.open(g.store, g.settings, ontology=g.ontology, rebuild=rebuild, index_dir=index_dir,
                                      progress=progress)
         report = service.last_update
-        g.changed()
         return {k: v for k, v in vars(report).items() if isinstance(v, (int, float, str, bool))}
 
     return _start(JOB_KINDS["reindex"], work)
@@ -226,7 +225,6 @@ def start_batch(k: int) -> dict[str, Any]:
         progress(0, 0, "正在载入推荐模型…")
         summary = run_batch(recommender(), k=k, today=day, path=batch_path(g.settings), progress=False,
                             on_progress=lambda done, total: progress(done, total, f"已完成 {done:,} / {total:,} 名干部"))
-        g.changed()  # demand now comes from the stored results
         progress(summary.cadres, summary.cadres, f"完成：{summary.cadres:,} 名干部、{summary.suggestions:,} 条推荐，"
                                                  f"每秒 {summary.rate:.0f} 人")
         return {"cadres": summary.cadres, "suggestions": summary.suggestions, "seconds": round(summary.seconds, 2)}

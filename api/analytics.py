@@ -14,12 +14,11 @@ from flask import Response
 
 from api import fields as f
 from api.auth import ApiBlueprint
-from api.errors import fail
 from api.graph import get_node, graph
 from api.reports import as_of, report_schema
 from kg.ontology import load_ontology
 
-__all__ = ["analytics_catalogue", "bp", "download", "run_analytics", "topic_demand"]
+__all__ = ["analytics_catalogue", "bp", "download", "topic_demand"]
 
 bp = ApiBlueprint("analytics", __name__, url_prefix="/api/analytics",
                   description="课程设计与评估：主题覆盖、需求与供给、教学指标、班次方案")
@@ -58,16 +57,6 @@ def topic_demand() -> dict[str, float] | None:
 
     key = f"v{g.version}:{day}:{stamp}"
     return g.derived("topic_demand", lambda: shared_result("学习需求", compute, key=key), key=stamp) or None
-
-
-def run_analytics(action: Any) -> Any:
-    """Run an analytics call; its input errors (Chinese, naming the field) become 422."""
-    from recommender.analytics.errors import AnalyticsError
-
-    try:
-        return action()
-    except AnalyticsError as exc:
-        fail(422, str(exc))
 
 
 def downloadable(schema: type) -> dict[str, Any]:
@@ -140,9 +129,9 @@ TopicResources = report_schema("TopicResources", "某主题（含下位主题）
 def coverage(args: dict[str, Any]) -> Any:
     from recommender.analytics.coverage import coverage_report
 
-    return run_analytics(lambda: coverage_report(
+    return coverage_report(
         analytics_catalogue(), topic_demand(), institution=args.get("institution"), level=args.get("level"),
-        as_of=as_of(args.get("date")), top=args["top"], ontology=graph().ontology))
+        as_of=as_of(args.get("date")), top=args["top"], ontology=graph().ontology)
 
 
 @bp.route("/coverage")
@@ -163,8 +152,8 @@ def underserved(args: dict[str, Any]) -> dict[str, Any]:
     """按机构层级（或机构）列出供给不足的主题"""
     from recommender.analytics.coverage import underserved_by
 
-    groups = run_analytics(lambda: underserved_by(analytics_catalogue(), topic_demand(), args["by"],
-                                                  as_of=as_of(args.get("date")), top=args["top"], ontology=graph().ontology))
+    groups = underserved_by(analytics_catalogue(), topic_demand(), args["by"],
+                                                  as_of=as_of(args.get("date")), top=args["top"], ontology=graph().ontology)
     return {key: [row.to_dict() for row in rows] for key, rows in groups.items()}
 
 
@@ -172,8 +161,8 @@ def indicators(args: dict[str, Any]) -> Any:
     from recommender.analytics.indicators import teaching_indicators
 
     get_node(args["institution"], "Institution")
-    return run_analytics(lambda: teaching_indicators(analytics_catalogue(), args["institution"], args["period"],
-                                                     top=args["top"], ontology=graph().ontology))
+    return teaching_indicators(analytics_catalogue(), args["institution"], args["period"],
+                                                     top=args["top"], ontology=graph().ontology)
 
 
 @bp.route("/indicators")
@@ -197,8 +186,8 @@ def programme(args: dict[str, Any]) -> Any:
         source_institutions=(args["institution"],) if args["own_courses"] else None,
         required_courses=tuple(args["required_courses"]), excluded_courses=tuple(args["excluded_courses"]),
         max_courses=args.get("max_courses"))
-    return run_analytics(lambda: build_programme(analytics_catalogue(), request, demand=topic_demand(), time_limit=20.0,
-                                                 ontology=graph().ontology))
+    return build_programme(analytics_catalogue(), request, demand=topic_demand(), time_limit=20.0,
+                                                 ontology=graph().ontology)
 
 
 @bp.route("/programme", methods=["POST"])

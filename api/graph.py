@@ -85,13 +85,6 @@ class Graph:
                     self._cache[name] = (key, value)
         return value
 
-    def changed(self) -> None:
-        """Drop every derived read model in this worker (after work that changes what they read without writing
-        to the store, such as a batch run's stored results); writes to the store need no call."""
-        with self._lock:
-            self._cache.clear()
-            self.version = self.store.version()
-
     @property
     def personal_labels(self) -> frozenset[str]:
         return frozenset(c.name for c in self.ontology.classes.values() if c.personal)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from api import fields as f
-from api.analytics import analytics_catalogue, download, downloadable, run_analytics, topic_demand
+from api.analytics import analytics_catalogue, download, downloadable, topic_demand
 from api.auth import ApiBlueprint
 from api.errors import fail
 from api.graph import graph
@@ -98,25 +98,25 @@ def config_from(args: dict[str, Any]) -> Any:
         fail(422, "请求参数未通过校验", {"weights": [f"不认识的指标：{'、'.join(sorted(unknown))}；应为 {'、'.join(_component_keys())}"]})
     if "weights" in overrides:
         overrides["weights"] = {**graph().ontology.rules["nomination"]["weights"], **overrides["weights"]}
-    return run_analytics(lambda: NominationConfig.from_rules(graph().ontology.rules, **overrides))
+    return NominationConfig.from_rules(graph().ontology.rules, **overrides)
 
 
 def optimise(args: dict[str, Any]) -> Any:
     from recommender.analytics.nominations import optimise_nominations
 
     config = config_from(args)
-    return run_analytics(lambda: optimise_nominations(analytics_catalogue(), config, demand=topic_demand(),
+    return optimise_nominations(analytics_catalogue(), config, demand=topic_demand(),
                                                       as_of=as_of(args.get("date")), time_limit=30.0,
-                                                      ontology=graph().ontology))
+                                                      ontology=graph().ontology)
 
 
 def check(args: dict[str, Any], source: Any) -> Any:
     from recommender.analytics.audit import check_nomination_list
 
     config = config_from(args)
-    return run_analytics(lambda: check_nomination_list(analytics_catalogue(), source, config, demand=topic_demand(),
+    return check_nomination_list(analytics_catalogue(), source, config, demand=topic_demand(),
                                                        as_of=as_of(args.get("date")), time_limit=30.0,
-                                                       ontology=graph().ontology))
+                                                       ontology=graph().ontology)
 
 
 def check_upload(upload: Any, args: dict[str, Any]) -> Any:
@@ -145,8 +145,8 @@ def scores(args: dict[str, Any]) -> dict[str, Any]:
     from recommender.analytics.scoring import score_candidates
 
     kinds = (args["kind"],) if args.get("kind") else ("course", "textbook")
-    items = run_analytics(lambda: score_candidates(analytics_catalogue(), demand=topic_demand(), kinds=kinds,
-                                                   as_of=as_of(args.get("date")), ontology=graph().ontology))
+    items = score_candidates(analytics_catalogue(), demand=topic_demand(), kinds=kinds,
+                                                   as_of=as_of(args.get("date")), ontology=graph().ontology)
     if args.get("eligible") is not None:
         items = [c for c in items if c.eligible == args["eligible"]]
     start = (args["page"] - 1) * args["per_page"]

@@ -281,6 +281,10 @@ def test_a_file_result_is_served_by_any_worker(app, twin) -> None:
     _finished(registry, plain.id)
     assert client.get(f"/api/admin/jobs/{plain.id}/file", headers=header).status_code == 404
     assert client.get("/api/admin/jobs/999/file", headers=header).status_code == 404
+    client.post("/login", data={"username": "admin", "password": PASSWORD})
+    page = client.get("/admin/jobs").get_data(as_text=True)
+    assert f'href="/api/admin/jobs/{job.id}/file"' in page  # the finished export's file, from the jobs page
+    assert f'href="/api/admin/jobs/{plain.id}/file"' not in page
 
 
 def test_reindex_progress_rises_batch_by_batch_to_its_total(template_home, tmp_path) -> None:
