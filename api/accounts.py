@@ -21,6 +21,8 @@ from typing import Any
 from flask import Flask, current_app
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from kg.sqlite import immediate
+
 __all__ = [
     "ROLES",
     "AccountError",
@@ -144,14 +146,8 @@ class Accounts:
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate(self._conn()) as conn:
             yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
 
     # ─── users ───
     @staticmethod

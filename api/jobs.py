@@ -45,6 +45,8 @@ from typing import Any
 
 from flask import Flask, current_app
 
+from kg.sqlite import immediate
+
 __all__ = ["DEAD_WORKER", "Job", "JobBusy", "Jobs", "Progress", "STATES", "Work", "init_app", "jobs"]
 
 log = logging.getLogger(__name__)
@@ -214,14 +216,8 @@ class Jobs:
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         """``BEGIN IMMEDIATE``: the write lock is taken before the first read, so check-then-insert is atomic."""
-        with self._connect() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+        with self._connect() as conn, immediate(conn):
+            yield conn
 
     @staticmethod
     def _one(conn: sqlite3.Connection, where: str, params: tuple[Any, ...]) -> Job | None:

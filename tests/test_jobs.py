@@ -250,7 +250,10 @@ def test_a_running_job_answers_409_from_another_worker_and_disables_its_button(a
     refused = client.post("/api/admin/reindex", json={}, headers=header)
     assert refused.status_code == 409 and f"任务 {job.id}" in refused.json["错误"]
     assert str(job.id) in refused.json["字段"]["kind"][0]
-    assert client.get(f"/api/admin/jobs/{job.id}", headers=header).json["done"] == 3
+    deadline = time.monotonic() + 30  # the job's thread reports its first progress soon after it starts
+    while (seen := client.get(f"/api/admin/jobs/{job.id}", headers=header).json)["done"] != 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert seen["done"] == 3 and seen["state"] == "running"
     client.post("/login", data={"username": "admin", "password": PASSWORD})
     page = client.get("/admin/jobs").get_data(as_text=True)
     assert '<button id="reindex" disabled>' in page and '<button id="batch">' in page

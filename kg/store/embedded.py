@@ -31,6 +31,7 @@ from typing import Any
 from tqdm import tqdm
 
 from kg.model import Edge, Node, NodeWithEdges
+from kg.sqlite import immediate
 from kg.store.base import Store, WriteSummary
 from kg.store.integrity import check_edges, check_nodes, missing_ends_error
 
@@ -130,8 +131,7 @@ class EmbeddedStore(Store):
         """
         if conn.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
             return
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate(conn):
             found = conn.execute("PRAGMA user_version").fetchone()[0]
             if found < SCHEMA_VERSION:
                 for statement in _SCHEMA:
@@ -139,10 +139,6 @@ class EmbeddedStore(Store):
                 for statement in _MIGRATE_TO_1:
                     conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")  # a pragma takes no parameters
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
 
     # ─── writes ───
     def write(
@@ -187,15 +183,9 @@ class EmbeddedStore(Store):
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         """``BEGIN IMMEDIATE`` … ``COMMIT`` with the version stamp raised just before the commit, in the same
         transaction; any error rolls back everything, the stamp included."""
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate(self._conn()) as conn:
             yield conn
             conn.execute(_BUMP_VERSION)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
 
     def _write_nodes(self, conn: sqlite3.Connection, batch: list[Node], fresh: bool) -> None:
         """Upsert one batch of nodes; unless the graph was just emptied, their old text rows and outgoing edges go
