@@ -10,10 +10,12 @@ The snapshot is shared and read-only; the cadre's records are fetched from the s
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
+
+import numpy as np
 
 from kg.config import Settings
 from kg.store import open_store
@@ -23,7 +25,7 @@ from recommender.learner.gaps import CoverageConfig, GapReport, TopicCoverage, a
 from recommender.learner.hours import HourReport, credit_mode_mask, hour_report
 from recommender.labelled import Labelled
 from recommender.ranking.path import MIN_STEPS, LearningPath, build_path, hour_targets
-from recommender.learner.profile import CadreProfile, fetch_profile
+from recommender.learner.profile import CadreProfile, Requirement, fetch_profile, role_requirements
 from recommender.ranking.recommend import Intent, RankConfig, Ranker, Recommendations
 from recommender.ranking.semantic import CourseVectors, SearchVectors
 from recommender.catalogue.snapshot import CatalogueSnapshot, load_snapshot
@@ -76,6 +78,7 @@ class Recommender:
         else:
             self._vectors = SearchVectors(search, snapshot)
         self._vectors_cache = vectors_cache
+        self._mean_role: np.ndarray | None = None
 
     @classmethod
     def open(cls, settings: Settings | None = None, store: Store | None = None, search: Any = None, **kwargs: Any) -> Recommender:
@@ -160,24 +163,65 @@ class Recommender:
         """:meth:`recommend` for a profile and gap report already at hand."""
         return self.ranker.rank(profile, report, day, k=k, intent=self.intent(intent), role=self.role(profile))
 
-    #: Job-side topics named in a cadre's role query (essential first): enough to say what the job is about.
+    #: Job-side topics named in a cadre's role query (the job's own first, essential first): enough to say what
+    #: the job is about.
     ROLE_TOPICS = 8
 
     def role(self, profile: CadreProfile) -> Intent | None:
-        """The cadre's job as a query over the search index — position domain, then the topics the job side asks —
-        for the ranker's role part; None when its weight is 0, the job side is empty or no index is ready."""
+        """The cadre's job as a query over the search index, for the ranker's role part and its choice among
+        near-equals; None when the role weight is 0, the job side is empty or no index is ready.
+
+        The query (:meth:`role_text`) names what the cadre's own job asks.  Its ``fit`` is the cosine with that
+        query minus the cosine with the mean query of every position domain (:meth:`mean_role`): closeness to
+        this job beyond closeness to jobs in general.  A broad course near every job's query (辩证思维, 中国式
+        现代化) would otherwise be "closest" for all of them — the hub effect of embedding spaces, which centring
+        removes (Suzuki et al., 2013, "Centering similarity measures to reduce hubs").
+        """
         if not self.ranker.config.role:
             return None
-        topics = [r.topic_name for r in sorted(profile.requirements, key=lambda r: (r.source != "domains", r.level != "essential"))
-                  if r.side == "job"][: self.ROLE_TOPICS]
-        if not topics:
+        text = self.role_text(profile.domain_name, profile.group_names, profile.requirements)
+        if text is None:
             return None
         vectors = self.vectors
         service = getattr(vectors, "service", None)  # SearchVectors: its index may not be built yet
         if service is not None and not getattr(service, "ready", True):
             return None
-        text = "、".join(([profile.domain_name] if profile.domain_name else list(profile.group_names)) + topics)
-        return Intent(text, lambda allowed, k: vectors.nearest(text, allowed, k))
+
+        def fit(positions: np.ndarray) -> np.ndarray:
+            specific = vectors.encode_query(text) - self.mean_role()
+            return vectors.course_vectors()[positions] @ specific
+
+        return Intent(text, lambda allowed, k: vectors.nearest(text, allowed, k), fit)
+
+    def role_text(self, domain_name: str | None, group_names: Iterable[str], requirements: Iterable[Requirement]) -> str | None:
+        """"金融监管、领导班子成员、防范化解金融风险、金融…": the position domain, the target groups, then the job-side
+        topics they ask (the category's only when they ask none) — what sets a cadre apart from colleagues of the
+        same rank, who share the category's topics.  None when the job side asks nothing."""
+        job = [r for r in requirements if r.side == "job"]
+        own = [r for r in job if {"domains", "groups"} & set(r.sources)] or job
+        topics = [r.topic_name for r in sorted(own, key=lambda r: (r.source != "domains", r.level != "essential"))]
+        if not topics:
+            return None
+        return "、".join(([domain_name] if domain_name else []) + list(group_names) + topics[: self.ROLE_TOPICS])
+
+    def mean_role(self) -> np.ndarray:
+        """The mean query vector of every position domain that ``requirements.yaml`` lists (its role text with no
+        groups), encoded once per recommender: the "job in general" that :meth:`role`'s fit is measured beyond."""
+        if self._mean_role is None:
+            vectors = self.vectors
+            queries = []
+            for domain in sorted((self.snapshot.ontology.requirements.get("domains") or {})):
+                text = self.role_text(self.snapshot.names.get(domain), (), role_requirements(self.snapshot, None, (), domain))
+                if text is not None:
+                    queries.append(vectors.encode_query(text))
+            self._mean_role = np.mean(queries, axis=0) if queries else np.zeros(vectors.course_vectors().shape[1])
+        return self._mean_role
+
+    def warm(self) -> None:
+        """Load what the first recommendation would otherwise wait for: the course vectors and :meth:`mean_role`."""
+        self.vectors.course_vectors()
+        if self.ranker.config.role:
+            self.mean_role()
 
     def intent(self, text: str | None) -> Intent | None:
         """The cleaned intent with its nearest-course lookup over the search index's vectors, or None."""

@@ -88,7 +88,7 @@ def rules(real: dict[str, Any]) -> dict[str, Any]:
             "blend": {"job": 0.6, "core": 0.4}, "core_branches": ["topic:a"],
             "weights": {"gap": 1.0, "graph": 0.35, "semantic": 0.6, "role": 0.0, "quality": 0.15, "popularity": 0.6, "freshness": 0.1,
                         "format": 0.1, "audience": 0.1},
-            "multi_gap": 0.3, "role_pool": 5, "links": {"broader": 0.5, "related": 0.4, "prerequisite": 0.6, "required": 0.3},
+            "multi_gap": 0.3, "role_pool": 5, "fit_band": 0.0, "links": {"broader": 0.5, "related": 0.4, "prerequisite": 0.6, "required": 0.3},
             "mmr_lambda": 0.75, "candidates": 200, "freshness_half_life_years": 3.0, "format_window_years": 3.0,
             "prerequisite_hours": 2.0, "material_gaps": 3, "path_max_steps_per_mode": 12,
         },

@@ -360,3 +360,64 @@ class TestPathReachesTheTarget:
         add_cadre(world[1])
         path = recommender(world).learning_path("cadre:1", today=dt.date(2026, 12, 8))  # the class has started
         assert not path.classes and "目前没有尚未开班" in path.note
+
+
+class RoleVectors:
+    """Vectors where raw closeness to the cadre's job ties two 乙 courses and only specificity tells them apart.
+
+    The cadre's role query (it names their group 领导班子成员) points at (1, 0); the one reference role — domain 金融监管
+    alone — at (0, −1), so "beyond jobs in general" is (1, 1).  乙·金融 (0.6, 0.8) and 乙进阶 (0.6, −0.8) have the same
+    cosine 0.6 with the cadre's query, but 乙·金融 is the one specific to this cadre's job.
+    """
+
+    def __init__(self, snap) -> None:
+        self.matrix = np.zeros((snap.n_courses, 2), dtype=np.float32)
+        self.matrix[snap.course_pos["course:b-fin"]] = (0.6, 0.8)
+        self.matrix[snap.course_pos["course:b-adv"]] = (0.6, -0.8)
+
+    def course_vectors(self) -> np.ndarray:
+        return self.matrix
+
+    def encode_query(self, text: str) -> np.ndarray:
+        return np.array([1.0, 0.0] if "领导班子成员" in text else [0.0, -1.0], dtype=np.float32)
+
+    def nearest(self, text: str, allowed_mask: np.ndarray, k: int) -> list[tuple[int, float]]:
+        cosine = self.matrix @ self.encode_query(text)
+        allowed = np.flatnonzero(allowed_mask)
+        return [(int(i), float(cosine[i])) for i in allowed[np.argsort(-cosine[allowed], kind="stable")[:k]]]
+
+
+class TestFitToTheJob:
+    """Among near-equal candidates (within ``fit_band``), the course most specific to the cadre's job is taken."""
+
+    @pytest.fixture
+    def fit_world(self, store, ontology):
+        snap = build(store, ontology, [course("course:b-fin", ["topic:b"], 3, rating=4.0, enrolments=1000, name="乙·金融")])
+        add_cadre(store, records=[concentrated("2025-12-31", 8.0, course="course:a-basic")])  # 甲 covered: 乙 may lead
+        return snap, store
+
+    def first(self, world, band: float) -> str:
+        config = RankConfig.from_rules(world[0].ontology.rules, role=0.3, fit_band=band)
+        return recommender(world, search=RoleVectors(world[0]), ranking=config).recommend("cadre:1", k=3).items[0].item_id
+
+    def test_the_score_decides_without_a_band(self, fit_world):
+        assert self.first(fit_world, 0.0) == "course:b-adv"  # better rated and far more popular
+
+    def test_within_the_band_the_course_specific_to_the_job_is_taken(self, fit_world):
+        assert self.first(fit_world, 1.0) == "course:b-fin"
+
+    def test_a_course_outside_the_band_is_not_taken_for_its_fit(self, fit_world):
+        assert self.first(fit_world, 0.01) == "course:b-adv"
+
+    def test_the_role_query_names_the_job_and_the_fit_is_beyond_jobs_in_general(self, fit_world):
+        rec = recommender(fit_world, search=RoleVectors(fit_world[0]),
+                          ranking=RankConfig.from_rules(fit_world[0].ontology.rules, role=0.3))
+        role = rec.role(rec.profile("cadre:1"))
+        assert role.text == "金融监管、领导班子成员、乙主题"  # 甲 is core and 丙 is the category's: neither names the job
+        assert np.allclose(rec.mean_role(), [0.0, -1.0])
+        pos = [fit_world[0].course_pos[c] for c in ("course:b-fin", "course:b-adv")]
+        assert np.allclose(role.fit(np.array(pos)), [1.4, -0.2])
+
+    def test_a_negative_band_is_refused(self, fit_world):
+        with pytest.raises(InvalidRequest, match="fit_band"):
+            RankConfig.from_rules(fit_world[0].ontology.rules, fit_band=-0.1)

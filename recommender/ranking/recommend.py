@@ -33,6 +33,11 @@ required topic or gap take the first ``intent.lead`` places; when no close one d
 Selection is greedy with MMR (Carbonell & Goldstein, 1998): each step takes the candidate with the best
 ``λ·score − (1 − λ)·similarity to what is already chosen``, where the gap part is recomputed against the
 gaps the chosen courses leave (their hours subtracted), and similarity is the overlap of covered topics.
+**Fit to the job decides among near-equals**: the candidates of a step within ``ranking.fit_band`` of its best
+value are equally good for the gaps, and of those the one most specific to the cadre's job is taken
+(:attr:`Intent.fit`: closeness to this job beyond closeness to jobs in general), so the core requirement
+is met by 习近平经济思想 for a financial regulator and by 习近平法治思想 for a judge, and quality and popularity
+only break ties — the ranking-threshold idea of Adomavicius & Kwon (2012) for aggregate diversity.
 Rules that are never traded off: published courses only; nothing the cadre completed (or its newer
 version); and a course whose topic has an uncovered prerequisite topic only after a course on that
 prerequisite in the same list.
@@ -71,6 +76,7 @@ _RULE_PATHS: dict[str, tuple[str, ...]] = {
     "intent_lead": ("intent", "lead"),
     "intent_margin": ("intent", "margin"),
     "role_pool": ("ranking", "role_pool"),
+    "fit_band": ("ranking", "fit_band"),
 }
 
 
@@ -109,6 +115,7 @@ class RankConfig:
     intent_lead: int
     intent_margin: float
     role_pool: int
+    fit_band: float
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.mmr_lambda <= 1.0:
@@ -119,6 +126,8 @@ class RankConfig:
             raise InvalidRequest(f"blend.job（岗位所需课程占比）应在 0 到 1 之间，实际为 {self.blend_job}")
         if not 1 <= self.path_max_steps <= 200:
             raise InvalidRequest(f"path_max_steps_per_mode（学习路径每种方式最多课程数）应在 1 到 200 之间，实际为 {self.path_max_steps}")
+        if self.fit_band < 0:
+            raise InvalidRequest(f"fit_band（按岗位贴近程度挑选的得分差）应为非负数，实际为 {self.fit_band}")
         if self.intent_pool < 1 or self.intent_lead < 0:
             raise InvalidRequest(f"intent.pool 应为正整数、intent.lead 应为非负整数，实际为 {self.intent_pool}、{self.intent_lead}")
 
@@ -150,14 +159,19 @@ class RankConfig:
 
 @dataclass(frozen=True)
 class Intent:
-    """A free-text intent and how to find the courses nearest to it in the search index's own vectors.
+    """A free-text intent (or the cadre's job as a query) and how to find the courses nearest to it in the
+    search index's own vectors.
 
     ``nearest(allowed, k)`` answers up to ``k`` (course position, cosine) pairs among the courses where
     ``allowed`` is true, closest first — :meth:`recommender.ranking.semantic.SearchVectors.nearest`.
+    ``fit(positions)``, for a job, answers how specific each course is to it (any real scale, larger is closer;
+    see :meth:`Recommender.role <recommender.service.Recommender.role>`); the ranker uses it to choose among
+    near-equal candidates.
     """
 
     text: str
     nearest: Callable[[np.ndarray, int], list[tuple[int, float]]]
+    fit: Callable[[np.ndarray], np.ndarray] | None = None
 
 
 @dataclass(frozen=True)
@@ -487,7 +501,9 @@ class Ranker:
             needs = np.vstack([needs, self._needs(extra, extra_flows, uncovered)])
         position = {int(course): i for i, course in enumerate(pool)}
         lead = [position[course] for course in choice.lead] if choice else []
-        chosen = self._select(pool, flows, needs, total, scored.gap[scored.signature[pool]], gaps, k, lead, fallback[pool])
+        fit = role.fit(pool) if role is not None and role.fit is not None else None
+        chosen = self._select(pool, flows, needs, total, scored.gap[scored.signature[pool]], gaps, k, lead, fallback[pool],
+                              fit)
         items = self._suggestions(chosen, scored, gaps, intent.text if intent else None, choice, fallback)
         materials = self._materials(gaps, len(items)) if with_materials else ()
         note = ""
@@ -533,9 +549,11 @@ class Ranker:
         return ("job", "core") if job >= core else ("core", "job")
 
     def _select(self, pool: np.ndarray, flows: np.ndarray, needs: np.ndarray, total: np.ndarray, pool_gap: np.ndarray,
-                gaps: GapReport, k: int, lead: list[int], fallback: np.ndarray) -> list[tuple[int, tuple[int, ...], str | None]]:
+                gaps: GapReport, k: int, lead: list[int], fallback: np.ndarray,
+                fit: np.ndarray | None = None) -> list[tuple[int, tuple[int, ...], str | None]]:
         """Greedy MMR over the pool with residual gaps, serving the blend's sides in turn; returns (course,
-        earlier courses it must follow, side served).
+        earlier courses it must follow, side served).  ``fit`` (per pooled course) picks among each step's
+        near-equals (:meth:`_pick`).
 
         ``lead`` (pool indices, best first) take the first ``intent_lead`` places when free to; ``fallback``
         courses are chosen only when nothing else is eligible.  Only the gap topics enter the residual
@@ -601,10 +619,10 @@ class Ranker:
                     if not serves.any():
                         serves = eligible & on_side[side]
                     if serves.any():
-                        i = int(np.argmax(np.where(serves, mmr(columns), -np.inf)))
+                        i = self._pick(np.where(serves, mmr(columns), -np.inf), fit)
                         break
             if i < 0:
-                i, side = int(np.argmax(np.where(eligible, mmr(None), -np.inf))), None
+                i, side = self._pick(np.where(eligible, mmr(None), -np.inf), fit), None
                 side = self._side_of(fill[i], job_columns, on_side, i)
             if side is not None:
                 counts[side] += 1
@@ -619,6 +637,16 @@ class Ranker:
             shared = members @ members[i]  # one row at a time: a full P × P product is slower here
             np.maximum(max_sim, shared / np.maximum(sizes + sizes[i] - shared, 1.0), out=max_sim)
         return chosen
+
+    def _pick(self, values: np.ndarray, fit: np.ndarray | None) -> int:
+        """The candidate to take: of those within ``fit_band`` of the best value, the one that fits the job best
+        (ties, and no fit at all, go to the best value).  ``values`` is −inf where a course is not a candidate."""
+        best = int(np.argmax(values))
+        if fit is None or not np.isfinite(values[best]):
+            return best
+        near = values >= values[best] - self.config.fit_band
+        closest = near & (fit >= fit[near].max())
+        return int(np.argmax(np.where(closest, values, -np.inf)))
 
     @staticmethod
     def _side_of(fill: np.ndarray, job_columns: np.ndarray, on_side: dict[str, np.ndarray], i: int) -> str | None:
