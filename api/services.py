@@ -174,7 +174,7 @@ def _warm_steps() -> list[tuple[str, Any]]:
     return [
         ("目录快照", snapshot),
         ("检索索引与编码器", lambda: search_service().warm()),
-        ("推荐器与课程向量", lambda: recommender().vectors.course_vectors()),
+        ("推荐器与课程向量", lambda: recommender().warm()),
         ("分析目录", analytics_catalogue),
         ("学习需求", topic_demand),
     ]
