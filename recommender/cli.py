@@ -16,7 +16,7 @@ def main() -> None:
     """干训推荐与检索：学习推荐、批量推荐、离线评估与语义检索。"""
 
 
-# ── recommendations: gaps, hours, suggestions, batch, evaluation (recommender/rec_cli.py) ──
+# ── recommendations: gaps, hours, suggestions, batch, evaluation (recommender/ranking/cli.py) ──
 from recommender.ranking.cli import COMMANDS as _REC_COMMANDS  # noqa: E402
 
 for _command in _REC_COMMANDS:
@@ -30,7 +30,7 @@ for _command in _ANALYTICS_COMMANDS:
     main.add_command(_command)
 
 
-# ── search: index, search, similar, tag-check, duplicates (recommender/search_cli.py) ──
+# ── search: index, search, similar, tag-check, duplicates (recommender/search/cli.py) ──
 from recommender.search.cli import COMMANDS as _SEARCH_COMMANDS  # noqa: E402
 
 for _command in _SEARCH_COMMANDS:

@@ -10,9 +10,9 @@ The snapshot is shared and read-only; the cadre's records are fetched from the s
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -52,7 +52,8 @@ class LearningMap(Labelled):
 class Recommender:
     """Per-cadre answers over a shared catalogue snapshot.  ``search`` is an open
     :class:`recommender.search.service.SearchService` (or any :class:`~recommender.ranking.semantic.CourseVectors`); without
-    one, a free-text intent is encoded with the local model on first use."""
+    one, the persisted search index is opened on first use (:attr:`vectors`).  One recommender serves every
+    request thread, so what it builds lazily (the vectors, :meth:`mean_role`) is built once, under a lock."""
 
     def __init__(
         self,
@@ -63,7 +64,6 @@ class Recommender:
         coverage: CoverageConfig | None = None,
         ranking: RankConfig | None = None,
         today: dt.date | Callable[[], dt.date] | None = None,
-        vectors_cache: Path | None = None,
     ) -> None:
         self.snapshot = snapshot
         self.store = store
@@ -77,15 +77,16 @@ class Recommender:
             self._vectors = search
         else:
             self._vectors = SearchVectors(search, snapshot)
-        self._vectors_cache = vectors_cache
         self._mean_role: np.ndarray | None = None
+        self._vectors_lock = threading.Lock()
+        self._mean_role_lock = threading.Lock()
 
     @classmethod
     def open(cls, settings: Settings | None = None, store: Store | None = None, search: Any = None, **kwargs: Any) -> Recommender:
         """Open the configured store, load its snapshot, and build a recommender over both."""
         settings = settings or Settings.from_env()
         store = store or open_store(settings=settings)
-        return cls(load_snapshot(store), store, search, vectors_cache=settings.home / "recommender", **kwargs)
+        return cls(load_snapshot(store), store, search, **kwargs)
 
     # ── inputs ──
     def today(self, today: dt.date | None = None) -> dt.date:
@@ -101,10 +102,12 @@ class Recommender:
     def vectors(self) -> CourseVectors:
         """Course and query vectors: the search engine's when given, else those of the persisted index (opened once)."""
         if self._vectors is None:
-            from recommender.search.service import SearchService
+            with self._vectors_lock:
+                if self._vectors is None:  # another thread may have opened it while this one waited
+                    from recommender.search.service import SearchService
 
-            search = SearchService.open(self.store, snapshot=self.snapshot, update=False)
-            self._vectors = SearchVectors(search, self.snapshot)
+                    search = SearchService.open(self.store, snapshot=self.snapshot, update=False)
+                    self._vectors = SearchVectors(search, self.snapshot)
         return self._vectors
 
     @staticmethod
@@ -208,14 +211,19 @@ class Recommender:
         """The mean query vector of every position domain that ``requirements.yaml`` lists (its role text with no
         groups), encoded once per recommender: the "job in general" that :meth:`role`'s fit is measured beyond."""
         if self._mean_role is None:
-            vectors = self.vectors
-            queries = []
-            for domain in sorted((self.snapshot.ontology.requirements.get("domains") or {})):
-                text = self.role_text(self.snapshot.names.get(domain), (), role_requirements(self.snapshot, None, (), domain))
-                if text is not None:
-                    queries.append(vectors.encode_query(text))
-            self._mean_role = np.mean(queries, axis=0) if queries else np.zeros(vectors.course_vectors().shape[1])
+            with self._mean_role_lock:
+                if self._mean_role is None:  # another thread may have encoded it while this one waited
+                    self._mean_role = self._encode_mean_role()
         return self._mean_role
+
+    def _encode_mean_role(self) -> np.ndarray:
+        vectors = self.vectors
+        queries = []
+        for domain in sorted((self.snapshot.ontology.requirements.get("domains") or {})):
+            text = self.role_text(self.snapshot.names.get(domain), (), role_requirements(self.snapshot, None, (), domain))
+            if text is not None:
+                queries.append(vectors.encode_query(text))
+        return np.mean(queries, axis=0) if queries else np.zeros(vectors.course_vectors().shape[1])
 
     def warm(self) -> None:
         """Load what the first recommendation would otherwise wait for: the course vectors and :meth:`mean_role`."""

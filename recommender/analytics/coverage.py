@@ -26,6 +26,7 @@ from recommender.analytics.errors import InputError
 from recommender.analytics.exports import Table
 from recommender.catalogue.rows import Course
 from recommender.catalogue.snapshot import CatalogueSnapshot
+from recommender.dates import years_between
 
 __all__ = ["CoverageReport", "NearDuplicate", "TopicCoverage", "coverage_report", "gap_index", "underserved_by"]
 
@@ -68,8 +69,8 @@ class TopicCoverage:
 
 
 def _years(course: Course, as_of: dt.date) -> float | None:
-    when = course.date_modified or course.date_created
-    return None if when is None else max(0.0, (as_of - when).days / 365.25)
+    """Years since the course was last revised (or created); None when it carries neither date."""
+    return years_between(course.date_modified or course.date_created, as_of)
 
 
 def gap_index(demand: float, courses: Iterable[Course], as_of: dt.date) -> float:

@@ -21,6 +21,7 @@ from kg.ontology import Ontology, load_ontology
 from recommender.analytics.errors import InputError, RuleError
 from recommender.catalogue.rows import Course, Textbook, attribute_of
 from recommender.catalogue.snapshot import CatalogueSnapshot
+from recommender.dates import years_between
 
 __all__ = ["COMPONENTS", "Candidate", "ScoreComponent", "check_weights", "component_labels", "score_candidates"]
 
@@ -112,10 +113,6 @@ def check_weights(weights: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
-def _years(since: dt.date | None, as_of: dt.date) -> float | None:
-    return None if since is None else max(0.0, (as_of - since).days / 365.25)
-
-
 def _max_inclusive(ontology: Ontology, field: str) -> float:
     spec = ontology.classes["Course"].fields.get(field) or ontology.classes["Textbook"].fields[field]
     return float(spec.max_inclusive or 1.0)
@@ -169,7 +166,7 @@ class _Scorer:
     def score(self, item: Course | Textbook) -> Candidate:
         is_course = isinstance(item, Course)
         freshness_date = (item.date_modified or item.date_created) if is_course else item.date_published
-        years = _years(freshness_date, self.as_of)
+        years = years_between(freshness_date, self.as_of)
         priority, demand, branches, branch_names = self._topical(item.topics)
         case = float(item.is_case)
         pairs = (

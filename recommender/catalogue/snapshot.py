@@ -7,8 +7,11 @@ while cadres and their records grow with the population.  So the catalogue is re
 arithmetic), with one :class:`~recommender.catalogue.topics.TopicTree` and one
 :class:`~recommender.catalogue.vocabulary.Vocabulary`.  Ranking, gaps, hours, analytics and search take it as
 a parameter and keep no private copy; only a cadre's own records are fetched per request
-(:mod:`recommender.learner.profile`).  It is immutable (frozen, read-only arrays): after an import, load a
-new one — ``version`` is the store's version stamp it was read at, so a process can tell when to.
+(:mod:`recommender.learner.profile`).  Its catalogue is immutable (frozen, read-only arrays): after an import,
+load a new one — ``version`` is the store's version stamp it was read at, so a process can tell when to.  What
+it caches is derived from that catalogue alone, so it never goes stale: ``published_courses`` (computed once)
+and ``requirement_cache``, the merged requirements per role, which threads share and fill under
+``requirement_lock``.
 
 Tests and benchmarks build small catalogues with :meth:`CatalogueSnapshot.from_rows` (rows by hand) or
 :meth:`CatalogueSnapshot.from_graph` (nodes and edges); both go through the same assembly as the store.
@@ -16,7 +19,7 @@ Tests and benchmarks build small catalogues with :meth:`CatalogueSnapshot.from_r
 
 from __future__ import annotations
 
-import datetime as dt
+import threading
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -94,7 +97,6 @@ class CatalogueSnapshot:
     course_ids: list[str]
     course_pos: dict[str, int]
     course_name: list[str]
-    course_text: list[str]
     course_hours: np.ndarray
     course_online: np.ndarray
     course_case: np.ndarray
@@ -119,6 +121,8 @@ class CatalogueSnapshot:
     version: int | None = None
     #: merged requirements per (category, groups, domain): cadres share roles, so merge each role once
     requirement_cache: dict[tuple[Any, ...], Any] = field(default_factory=dict, repr=False)
+    #: held while ``requirement_cache`` is read and filled: request threads share one snapshot
+    requirement_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     # ── construction ──
     @classmethod
@@ -187,7 +191,6 @@ class CatalogueSnapshot:
             course_ids=list(course_rows),
             course_pos=course_pos,
             course_name=[c.name for c in course_list],
-            course_text=[f"{c.name}。{c.description}" for c in course_list],
             course_hours=_read_only(np.array([c.hours for c in course_list], dtype=np.float32)),
             course_online=_read_only(np.array([c.delivery_mode == vocab.online_delivery for c in course_list], dtype=bool)),
             course_case=_read_only(np.array([c.is_case or bool(case_methods & set(c.teaching_method)) for c in course_list],

@@ -30,10 +30,10 @@ from recommender.errors import InvalidRequest
 from recommender.labelled import Labelled
 from recommender.learner.profile import LEVELS, CadreProfile, Record, Requirement
 from recommender.catalogue.snapshot import CatalogueSnapshot
+from recommender.dates import DAYS_PER_YEAR
 
 __all__ = ["CoverageConfig", "Gap", "GapReport", "TopicCoverage", "analyse_gaps", "decay", "topic_coverage"]
 
-_DAYS_PER_YEAR = 365.25
 #: requirements.yaml keys a source weight must be given for.
 _SOURCE_KEYS = ("domains", "groups", "categories", "all_cadres")
 
@@ -100,7 +100,7 @@ def decay(age_days: float | np.ndarray, half_life_years: float) -> float | np.nd
     (1.0, 0.25)
     """
     age = np.maximum(np.asarray(age_days, dtype=np.float64), 0.0)
-    weight = np.power(0.5, age / (_DAYS_PER_YEAR * half_life_years))
+    weight = np.power(0.5, age / (DAYS_PER_YEAR * half_life_years))
     return float(weight) if weight.ndim == 0 else weight
 
 

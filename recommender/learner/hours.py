@@ -31,6 +31,7 @@ import numpy as np
 from recommender.labelled import Labelled
 from recommender.learner.profile import CadreProfile, Record
 from recommender.catalogue.snapshot import CatalogueSnapshot
+from recommender.dates import add_years
 
 __all__ = [
     "MINUTES_PER_CLASS_HOUR",
@@ -316,15 +317,21 @@ class LeadershipCompliance(Labelled):
     max_gap_years: float
     days_in_window: float
     required_days: float
+    window_years: float
     window_start: dt.date
     today: dt.date
     section: str
 
+    #: ``{years}`` is the rule's window (``window_years``), filled in by :meth:`to_dict`
     LABELS: ClassVar[dict[str, str]] = {
         "rule_id": "规则编号", "name": "规则", "last_date": "最近一次系统培训", "last_what": "培训名称",
-        "due_by": "下次最迟", "days_in_window": "近五年累计天数", "required_days": "要求天数", "status": "状态",
+        "due_by": "下次最迟", "days_in_window": "近 {years} 年累计天数", "required_days": "要求天数", "status": "状态",
         "section": "规划条目",
     }
+
+    def to_dict(self) -> dict[str, Any]:
+        """The labelled dict, the window's length taken from the rule rather than fixed in a label."""
+        return {label.format(years=f"{self.window_years:g}"): value for label, value in super().to_dict().items()}
 
     @property
     def overdue(self) -> bool:
@@ -338,17 +345,8 @@ class LeadershipCompliance(Labelled):
         elif self.overdue:
             problems.append(f"距上次系统培训已超过 {self.max_gap_years:g} 年")
         if self.days_in_window < self.required_days:
-            problems.append(f"近 {self.today.year - self.window_start.year} 年累计 {self.days_in_window:g} 天，少于 {self.required_days:g} 天")
+            problems.append(f"近 {self.window_years:g} 年累计 {self.days_in_window:g} 天，少于 {self.required_days:g} 天")
         return _STATUS_MET if not problems else "；".join(problems)
-
-
-def _add_years(day: dt.date, years: float) -> dt.date:
-    whole = int(years)
-    try:
-        moved = day.replace(year=day.year + whole)
-    except ValueError:  # 29 February
-        moved = day.replace(year=day.year + whole, day=28)
-    return moved + dt.timedelta(days=round((years - whole) * 365.25))
 
 
 def leadership_compliance(
@@ -359,7 +357,8 @@ def leadership_compliance(
     topic branches.  A 中心组学习 session or a lecture is training, but not "systematic" in 三（二）'s sense."""
     types = set(rule.get("counts_institution_types", []))
     under = [snapshot.topic_pos[t] for t in rule.get("counts_topics_under", []) if t in snapshot.topic_pos]
-    window_start = _add_years(today, -float(rule.get("window_years", 5)))
+    window_years = float(rule.get("window_years", 5))
+    window_start = add_years(today, -window_years)
 
     def qualifies(record: Record) -> str | None:
         if record.klass and record.klass in snapshot.classes:
@@ -396,10 +395,11 @@ def leadership_compliance(
         name=str(rule.get("name", "")),
         last_date=last[0] if last else None,
         last_what=last[1] if last else "",
-        due_by=_add_years(last[0], gap) if last else None,
+        due_by=add_years(last[0], gap) if last else None,
         max_gap_years=gap,
         days_in_window=_round(days),
         required_days=float(rule.get("min_days_in_window", 0)),
+        window_years=window_years,
         window_start=window_start,
         today=today,
         section=str(rule.get("section", "")),

@@ -212,7 +212,7 @@ def merge_requirements(
             section=str(cited.get("section", "")),
             source=key,
             source_id=source_id,
-            source_name=names.get(source_id, source_id) if source_id else "全体干部",
+            source_name=names.get(source_id, source_id) if source_id else SIDES["core"],
             source_class=class_labels.get(class_name, "") if class_name else "",
             note=str(cited.get("note", "")),
             priority=int(topics.get(topic, {}).get("planPriority", 3) or 3),
@@ -264,20 +264,28 @@ def role_requirements(snapshot: CatalogueSnapshot, category: str | None, groups:
     """Merged requirements of one role combination, cached on the snapshot (oldest dropped when full)."""
     role = (category, tuple(sorted(groups)), domain)
     cache = snapshot.requirement_cache
-    if role not in cache:
-        class_labels = {name: spec.label for name, spec in snapshot.ontology.classes.items()}
-        topics = dict(zip(snapshot.topic_ids, snapshot.topic_props))
-        if len(cache) >= ROLE_CACHE_SIZE:
+    with snapshot.requirement_lock:
+        found = cache.get(role)
+    if found is not None:
+        return found
+    class_labels = {name: spec.label for name, spec in snapshot.ontology.classes.items()}
+    topics = dict(zip(snapshot.topic_ids, snapshot.topic_props))
+    merged = tuple(merge_requirements(snapshot.ontology.requirements, category, role[1], domain,
+                                      snapshot.names, class_labels, topics, core_topics(snapshot)))
+    with snapshot.requirement_lock:  # request threads share the snapshot: evict and fill as one step
+        if role not in cache and len(cache) >= ROLE_CACHE_SIZE:
             cache.pop(next(iter(cache)))
-        cache[role] = tuple(merge_requirements(snapshot.ontology.requirements, category, role[1], domain,
-                                               snapshot.names, class_labels, topics, core_topics(snapshot)))
-    return cache[role]
+        cache[role] = merged
+    return merged
 
 
 def core_topics(snapshot: CatalogueSnapshot) -> frozenset[str]:
     """Topics under the core branches of the rules (``ranking.core_branches``), the branches included."""
     found: set[str] = set()
-    for branch in (snapshot.ontology.rules.get("ranking") or {}).get("core_branches", []):
+    ranking = snapshot.ontology.rules_section("ranking")
+    if "core_branches" not in ranking:
+        raise ValueError(f"ontology/rules.yaml 的 ranking 段缺少 core_branches（“{SIDES['core']}”一侧的主题分支），请补上后重新加载")
+    for branch in ranking["core_branches"]:
         if branch in snapshot.topic_pos:
             found |= snapshot.narrower_closure(branch)
     return frozenset(found)

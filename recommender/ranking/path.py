@@ -116,7 +116,8 @@ def open_classes(snapshot: CatalogueSnapshot, profile: CadreProfile, today: dt.d
     found: list[OpenClass] = []
     for klass in snapshot.classes.values():
         audience = set(klass.audience_category) | set(klass.audience_group)
-        if klass.start_date is None or klass.start_date <= today or (audience and not audience & roles):
+        if (klass.start_date is None or not today < klass.start_date or klass.start_date.year > today.year + 1
+                or (audience and not audience & roles)):
             continue
         hours = sum(float(snapshot.course_hours[snapshot.course_pos[c]]) for c in klass.courses if c in snapshot.course_pos)
         found.append(OpenClass(klass.id, klass.name, klass.class_type, klass.start_date, klass.end_date,
@@ -217,7 +218,8 @@ def _note(targets: dict[str, float], planned: dict[str, float], shortfalls: dict
         return start + "本年度各项学时要求已完成或未设置，以下路径用于补齐知识缺口。"
     wanted = "、".join(f"{mode} {v:g} 学时" for mode, v in targets.items())
     if not shortfalls:
-        return start + f"按此路径学习可补齐本年度尚需的 {wanted}；先修课程排在前面，集中培训与网络自学交替安排。"
+        modes = f"{snapshot.vocab.concentrated_mode}与{snapshot.vocab.online_mode}"
+        return start + f"按此路径学习可补齐本年度尚需的 {wanted}；先修课程排在前面，{modes}交替安排。"
     parts = [start + f"本年度尚需 {wanted}。"]
     for mode, short in shortfalls.items():
         got = planned.get(mode, 0.0)
@@ -231,8 +233,9 @@ def _note(targets: dict[str, float], planned: dict[str, float], shortfalls: dict
                 named = "；".join(k.phrase for k in classes[:CLASSES_NAMED])
                 parts.append(f"可报名参加组织安排的班次：{named}。")
             else:
-                parts.append("目前没有尚未开班、面向你或不限对象的班次，请向组织人事部门申请参加集中培训"
-                             "（脱产培训、中心组学习、网络专题培训、集中宣讲均计入，规划 一、注 1）。")
+                situations = "、".join(snapshot.vocab.concentrated_situations)
+                parts.append(f"目前没有尚未开班、面向你或不限对象的班次，请向组织人事部门申请参加{mode}"
+                             f"（{situations}均计入，规划 一、注 1）。")
         else:
             parts.append("请关注组织人事部门认可的网络培训平台新上线的课程，平台核定的学时同样计入（学时互认，规划 一、注 2）。")
     return "".join(parts)

@@ -57,10 +57,10 @@ from recommender.learner.gaps import Gap, GapReport, decay
 from recommender.labelled import Labelled
 from recommender.learner.profile import SIDES, CadreProfile
 from recommender.catalogue.snapshot import CatalogueSnapshot, Material
+from recommender.dates import DAYS_PER_YEAR
 
 __all__ = ["Intent", "RankConfig", "Ranker", "Recommendations", "Suggestion", "completed_courses"]
 
-_DAYS_PER_YEAR = 365.25
 #: RankConfig field → its path in the rules' ``ranking`` / ``audience`` / ``intent`` sections.
 _RULE_PATHS: dict[str, tuple[str, ...]] = {
     **{name: ("ranking", "weights", name)
@@ -140,21 +140,22 @@ class RankConfig:
         unknown = set(overrides) - {f.name for f in fields(cls)}
         if unknown:
             raise InvalidRequest(f"RankConfig 没有参数 {'、'.join(sorted(unknown))}")
-        blend = (rules.get("ranking") or {}).get("blend") or {}
-        if "blend_job" not in overrides and abs(float(blend.get("job", 0)) + float(blend.get("core", 0)) - 1.0) > 1e-6:
-            raise InvalidRequest(f"rules.yaml 的 ranking.blend 中 job 与 core 之和应为 1，实际为 {blend}")
-        values: dict[str, Any] = {}
-        for name, path in _RULE_PATHS.items():
-            if name in overrides:
-                values[name] = overrides[name]
-                continue
-            node: Any = rules
-            for key in path:
-                if not isinstance(node, Mapping) or key not in node:
-                    raise InvalidRequest(f"rules.yaml 缺少 {'.'.join(path)}")
-                node = node[key]
-            values[name] = node
+        if "blend_job" not in overrides:
+            job, core = (float(_rule(rules, ("ranking", "blend", side))) for side in ("job", "core"))
+            if abs(job + core - 1.0) > 1e-6:
+                raise InvalidRequest(f"rules.yaml 的 ranking.blend 中 job 与 core 之和应为 1，实际为 {job:g} 与 {core:g}")
+        values = {name: overrides[name] if name in overrides else _rule(rules, path) for name, path in _RULE_PATHS.items()}
         return cls(**values)
+
+
+def _rule(rules: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+    """The value at ``path`` in the rules; a missing key is an error naming it, never a silent default."""
+    node: Any = rules
+    for key in path:
+        if not isinstance(node, Mapping) or key not in node:
+            raise InvalidRequest(f"rules.yaml 缺少 {'.'.join(path)}")
+        node = node[key]
+    return node
 
 
 @dataclass(frozen=True)
@@ -272,6 +273,24 @@ class _IntentChoice:
     matched: bool
 
 
+def _closeness(query: Intent, total: np.ndarray, fallback: np.ndarray, pool: int, weight: float,
+               min_hits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The ``pool`` eligible courses nearest ``query`` as (positions, cosines, part); adds ``weight × part`` to
+    ``total`` in place.  The part is the cosine min–max rescaled over those courses (1 for a lone one, 0 for
+    every other course), so intent and role weigh alike whatever the spread of the model's cosines; None, and
+    nothing added, when fewer than ``min_hits`` are found."""
+    hits = query.nearest(np.isfinite(total) & ~fallback, pool)
+    if len(hits) < max(min_hits, 1):
+        return None
+    positions = np.array([p for p, _ in hits], dtype=np.int64)
+    cosines = np.array([cos for _, cos in hits], dtype=np.float64)
+    low, high = float(cosines.min()), float(cosines.max())
+    part = np.zeros(len(total), dtype=np.float32)
+    part[positions] = (cosines - low) / max(high - low, 1e-6) if len(hits) > 1 else 1.0
+    total += np.float32(weight) * part
+    return positions, cosines, part
+
+
 class Ranker:
     """Scores and selects items for one cadre at a time over one snapshot; holds only per-snapshot arrays.
 
@@ -326,9 +345,10 @@ class Ranker:
         """(freshness, static + weighted freshness, each signature's published course with the best base)
         for ``today``; one day cached."""
         key = today.toordinal()
-        if key not in self._base_cache:
+        entry = self._base_cache.get(key)
+        if entry is None:
             modified = self.snapshot.course_modified
-            age = np.where(modified > 0, key - modified, 10 * _DAYS_PER_YEAR)
+            age = np.where(modified > 0, key - modified, 10 * DAYS_PER_YEAR)
             fresh = decay(age, self.config.freshness_half_life_years).astype(np.float32)
             base = self._static + np.float32(self.config.freshness) * fresh
             ranked = np.where(self.snapshot.course_published, base, -np.inf)
@@ -336,12 +356,13 @@ class Ranker:
             grouped = self._signature_of[order]
             first = np.ones(len(order), dtype=bool)
             first[1:] = grouped[1:] != grouped[:-1]
-            self._base_cache = {key: (fresh, base, order[first])}
-        return self._base_cache[key]
+            entry = (fresh, base, order[first])
+            self._base_cache = {key: entry}  # read once above and kept: a thread scoring another day may replace it
+        return entry
 
     def _lacks(self, profile: CadreProfile, today: dt.date, done: set[int]) -> tuple[bool, bool]:
         """Whether the cadre has no case / no interactive course in the last ``format_window_years``."""
-        since = today - dt.timedelta(days=round(self.config.format_window_years * _DAYS_PER_YEAR))
+        since = today - dt.timedelta(days=round(self.config.format_window_years * DAYS_PER_YEAR))
         recent = {self.snapshot.course_pos[r.course] for r in profile.records
                   if r.course in self.snapshot.course_pos and since < r.date <= today and r.completed}
         recent &= done
@@ -437,18 +458,12 @@ class Ranker:
         """The nearest courses to the intent; those counting for a required topic lead, else the closest do.
         Adds the semantic part (cosine rescaled over the nearest ones) to ``total`` in place."""
         c = self.config
-        hits = intent.nearest(np.isfinite(total) & ~fallback, c.intent_pool)
-        if not hits:
+        found = _closeness(intent, total, fallback, c.intent_pool, c.semantic, min_hits=1)
+        if found is None:
             return _IntentChoice((), {}, False)
-        positions = np.array([p for p, _ in hits], dtype=np.int64)
-        cosines = np.array([cos for _, cos in hits], dtype=np.float64)
+        positions, cosines, scored.semantic = found
         required = (self.snapshot.course_flows(positions) & (gaps.requirement_weights > 0)[None, :]).any(axis=1)
-        low, high = float(cosines.min()), float(cosines.max())
-        semantic = np.zeros(len(total), dtype=np.float32)
-        semantic[positions] = (cosines - low) / max(high - low, 1e-6) if len(hits) > 1 else 1.0
-        total += np.float32(c.semantic) * semantic
-        scored.semantic = semantic
-        close = cosines >= high - c.intent_margin
+        close = cosines >= float(cosines.max()) - c.intent_margin
         matched = bool((required & close).any())
         lead = positions[required & close] if matched else positions[close]
         return _IntentChoice(tuple(int(p) for p in lead), dict(zip(positions[close].tolist(), cosines[close].tolist())),
@@ -458,15 +473,9 @@ class Ranker:
     def _role(self, role: Intent, total: np.ndarray, fallback: np.ndarray, scored: _Scored) -> None:
         """Add the role part to ``total`` in place: the cosine of the ``role_pool`` courses nearest the cadre's job,
         rescaled to [0, 1] over them (0 for every other course)."""
-        hits = role.nearest(np.isfinite(total) & ~fallback, self.config.role_pool)
-        if len(hits) < 2:
-            return
-        positions = np.array([p for p, _ in hits], dtype=np.int64)
-        cosines = np.array([cos for _, cos in hits], dtype=np.float64)
-        affinity = np.zeros(len(total), dtype=np.float32)
-        affinity[positions] = (cosines - cosines.min()) / max(float(cosines.max() - cosines.min()), 1e-6)
-        total += np.float32(self.config.role) * affinity
-        scored.role = affinity
+        found = _closeness(role, total, fallback, self.config.role_pool, self.config.role, min_hits=2)
+        if found is not None:
+            scored.role = found[2]
 
     def rank(self, profile: CadreProfile, gaps: GapReport, today: dt.date, k: int = 10,
              intent: Intent | None = None, with_materials: bool = True,
