@@ -11,6 +11,7 @@ import doctest
 
 import pytest
 
+from recommender import dates as dates_module
 from recommender.learner import hours as hours_module
 
 from recommender.learner.hours import (
@@ -175,6 +176,10 @@ class TestRuleCompliance:
     def test_docstring_example(self):
         assert doctest.testmod(hours_module).failed == 0
 
+    def test_the_years_helpers_examples(self):
+        result = doctest.testmod(dates_module)
+        assert result.attempted == 2 and result.failed == 0
+
     def test_projection_is_the_pace_so_far(self):
         assert project(10, D("2026-01-01"), D("2026-12-31"), D("2026-01-10")) == pytest.approx(10 * 365 / 10)
         assert project(10, D("2026-01-01"), D("2026-12-31"), D("2027-03-01")) == 10
@@ -214,6 +219,13 @@ class TestLeadership:
         records = credit_all([rec("集中培训", "2025-01-01", hours=450.0, situation="脱产培训", course="course:a-basic")], snap)
         result = leadership_compliance(lead_rule(snap), records, snap, D("2026-11-15"))
         assert result.last_date == D("2025-01-01") and result.days_in_window == 60.0 and result.status == "已达标"
+
+    def test_the_window_in_the_labels_is_the_rules(self, snap):
+        records = credit_all([rec("集中培训", "2022-06-01", hours=450.0, days=60.0, klass="class:k")], snap)
+        result = leadership_compliance({**lead_rule(snap), "window_years": 3}, records, snap, D("2026-11-15"))
+        assert result.days_in_window == 0.0 and "近 3 年累计 0 天，少于 60 天" in result.status
+        assert result.to_dict()["近 3 年累计天数"] == 0.0
+        assert "近 5 年累计天数" in leadership_compliance(lead_rule(snap), records, snap, D("2026-11-15")).to_dict()
 
 
 class TestPlausibility:

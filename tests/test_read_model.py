@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import datetime as dt
+import threading
 
 import numpy as np
 import pytest
@@ -27,6 +28,7 @@ from recommender.catalogue.rows import Course, Topic
 from recommender.catalogue.snapshot import CatalogueSnapshot, load_snapshot
 from recommender.catalogue.vocabulary import Vocabulary
 from recommender.errors import VocabularyMismatch
+from recommender.learner.profile import ROLE_CACHE_SIZE, core_topics, role_requirements
 
 A, B, M, X, Y = "topic:jia", "topic:yi", "topic:jia-sub", "topic:cross", "topic:cross-sub"
 TOPICS = [
@@ -214,3 +216,39 @@ class TestImmutable:
         assert first.version == store.version()
         store.write(*graph_of(TOPICS, [course("course:new", (B,))]))
         assert load_snapshot(store, ontology).version > first.version
+
+
+class TestRoleCache:
+    """Merged requirements per role are cached on the snapshot, which every request thread shares."""
+
+    def test_a_full_cache_shared_by_threads_keeps_its_size_and_answers_each_role(self, ontology):
+        snap = CatalogueSnapshot.from_rows(topics=TOPICS, courses=COURSES, ontology=ontology)
+        domains = sorted(ontology.requirements["domains"])
+        expected = {d: role_requirements(snap, None, (), d) for d in domains}
+        snap.requirement_cache.clear()
+        snap.requirement_cache.update({("filler", i): () for i in range(ROLE_CACHE_SIZE)})
+        errors: list[BaseException] = []
+        results: dict[tuple[int, str], tuple] = {}
+
+        def work(worker: int) -> None:
+            try:
+                for _ in range(20):
+                    for d in domains:
+                        results[worker, d] = role_requirements(snap, None, (), d)
+            except BaseException as exc:  # noqa: BLE001 - the test reports whatever a thread raised
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(w,)) for w in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors
+        assert all(results[w, d] == expected[d] for w in range(8) for d in domains)
+        assert len(snap.requirement_cache) == ROLE_CACHE_SIZE
+
+    def test_missing_core_branches_is_named_not_an_empty_core(self, ontology):
+        bad = with_rules(ontology, lambda r: r["ranking"].pop("core_branches"))
+        snap = CatalogueSnapshot.from_rows(topics=TOPICS, courses=COURSES, ontology=bad)
+        with pytest.raises(ValueError, match=r"ranking.*core_branches"):
+            core_topics(snap)

@@ -258,6 +258,11 @@ class TestBlend:
         result = recommender(world, ranking=core_first).recommend("cadre:1", k=5)
         assert sides(result).count("job") == 1 and result.items[0].side == "core"
 
+    def test_a_missing_blend_share_is_named(self, world):
+        rules = {**world[0].ontology.rules, "ranking": {**world[0].ontology.rules["ranking"], "blend": {"job": 1.0}}}
+        with pytest.raises(InvalidRequest, match=r"ranking\.blend\.core"):
+            RankConfig.from_rules(rules)
+
     def test_the_blend_must_add_up_to_one(self, world):
         rules = {**world[0].ontology.rules, "ranking": {**world[0].ontology.rules["ranking"], "blend": {"job": 0.7, "core": 0.4}}}
         with pytest.raises(InvalidRequest, match="blend"):
@@ -360,6 +365,14 @@ class TestPathReachesTheTarget:
         add_cadre(world[1])
         path = recommender(world).learning_path("cadre:1", today=dt.date(2026, 12, 8))  # the class has started
         assert not path.classes and "目前没有尚未开班" in path.note
+        assert f"（{'、'.join(world[0].vocab.concentrated_situations)}均计入" in path.note
+
+    def test_only_classes_starting_this_year_or_next_are_named(self, world):
+        add_cadre(world[1])
+        next_year = recommender(world).learning_path("cadre:1", today=dt.date(2025, 11, 15))
+        assert [k.class_id for k in next_year.classes] == ["class:intro"]  # starts 2026-12-07
+        later = recommender(world).learning_path("cadre:1", today=dt.date(2024, 11, 15))
+        assert "集中培训" in later.shortfalls and not later.classes and "目前没有尚未开班" in later.note
 
 
 class RoleVectors:
