@@ -1,11 +1,13 @@
 """Semantic search over the catalogue (hybrid: embeddings + BM25, fused), similar items, and near-duplicate
 courses — through ``recommender.search.service.SearchService``, held by :func:`api.services.search_service`:
 loaded when the worker starts, reopened over the persisted index after a catalogue change while a job
-re-encodes what changed.  Invalid filters become 422 in ``api.errors``.
+re-encodes what changed.  Invalid filters become 422 in ``api.errors``.  Near-duplicate pairs compare every
+course with every other, so they are kept per graph version and index generation (and threshold).
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from api import fields as f
@@ -15,12 +17,14 @@ from api.graph import get_node, graph
 from api.reports import report_schema
 from api.services import search_service
 from kg.ontology import load_ontology
+from recommender.search.config import MODES
 
 __all__ = ["bp", "run_search", "search_service"]
 
 bp = ApiBlueprint("search", __name__, url_prefix="/api/search", description="语义检索：课程、教材、案例")
 
-MODES = ("hybrid", "dense", "bm25")
+#: Thresholds whose near-duplicate pairs one generation keeps; a designer tries a few, not hundreds.
+_DUPLICATE_THRESHOLDS = 16
 
 
 def _choices(class_name: str, field: str) -> list[str]:
@@ -125,11 +129,27 @@ def similar(args: dict[str, Any], item_id: str) -> dict[str, Any]:
 @bp.response(200, Duplicates)
 def duplicates(args: dict[str, Any]) -> dict[str, Any]:
     """疑似重复的课程对（含草稿与已退出课程）"""
+    return {"阈值": args["threshold"], "疑似重复": _duplicate_pairs(args["threshold"])[: args["limit"]]}
+
+
+def _duplicate_pairs(threshold: float) -> list[dict[str, Any]]:
+    """Every near-duplicate pair at ``threshold``, as the report lists them, most similar first.
+
+    Computed once per graph version, index generation and threshold: the graph's read-model cache holds one
+    table per (version, generation), dropped when either moves.
+    """
     from recommender.search.near_duplicates import near_duplicates
 
     service = search_service()
-    pairs = near_duplicates(service, threshold=args["threshold"])[: args["limit"]]
-    names = {d.id: d.title for d in service.documents}
-    return {"阈值": args["threshold"], "疑似重复": [
-        {"课程A": p.a, "课程A名称": names.get(p.a, ""), "课程B": p.b, "课程B名称": names.get(p.b, ""),
-         "相似度": round(p.score, 4)} for p in pairs]}
+    lock, table = graph().derived("near-duplicates", lambda: (threading.Lock(), {}), key=service.generation)
+    with lock:
+        rows = table.get(threshold)
+    if rows is None:
+        names = {d.id: d.title for d in service.documents}
+        rows = [{"课程A": p.a, "课程A名称": names.get(p.a, ""), "课程B": p.b, "课程B名称": names.get(p.b, ""),
+                 "相似度": round(p.score, 4)} for p in near_duplicates(service, threshold=threshold)]
+        with lock:
+            if len(table) >= _DUPLICATE_THRESHOLDS:
+                table.clear()
+            table[threshold] = rows
+    return rows

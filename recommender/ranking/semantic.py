@@ -73,6 +73,4 @@ class SearchVectors:
         allowed = np.asarray(allowed_mask, dtype=bool)
         if allowed.shape != (self.snapshot.n_courses,):
             raise ValueError(f"allowed_mask 的长度应为课程数 {self.snapshot.n_courses}，实际为 {allowed.shape}")
-        ids = [self.snapshot.course_ids[p] for p in np.flatnonzero(allowed)]
-        found = self.service.nearest(self.encode_query(text), ids, k)
-        return [(self.snapshot.course_pos[item_id], cosine) for item_id, cosine in found]
+        return self.service.nearest(self.encode_query(text), self.snapshot.course_ids, allowed, k)

@@ -17,9 +17,12 @@ import numpy as np
 from recommender.search.documents import MAX_CHUNK_CHARS
 from recommender.search.errors import SearchError
 
-__all__ = ["APPROX_KINDS", "IndexConfig"]
+__all__ = ["APPROX_KINDS", "MODES", "IndexConfig"]
 
 APPROX_KINDS: tuple[str, ...] = ("hnsw", "pca-hnsw", "ivf")
+#: Retrieval modes of a search: both rankings fused (RRF), embeddings only, BM25 only.  Here, with the other
+#: parameters, so the API validates against them without importing the service.
+MODES: tuple[str, ...] = ("hybrid", "dense", "bm25")
 
 
 @dataclass(frozen=True)

