@@ -3,11 +3,9 @@ with progress, kept in the jobs table every worker shares (``api.jobs``)."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 from typing import Any
 
-from flask import current_app, send_file
+from flask import send_file
 
 from api import fields as f
 from api.accounts import ROLES, AccountError, accounts
@@ -15,8 +13,9 @@ from api.auth import ApiBlueprint, UserSchema, audit, current_user
 from api.errors import fail
 from api.graph import graph
 from api.jobs import Job, JobBusy, Progress, Work, jobs
+from api.services import INDEX_JOB, index_job, recommender
 
-__all__ = ["JOB_KINDS", "bp", "start_batch", "start_reindex", "start_sync", "sync_available"]
+__all__ = ["JOB_KINDS", "bp", "start_batch", "start_reindex", "start_sync"]
 
 bp = ApiBlueprint("admin", __name__, url_prefix="/api/admin", description="管理：用户与角色、审计日志、重建索引、Neo4j 同步")
 
@@ -151,8 +150,9 @@ def audit_log(args: dict[str, Any]) -> dict[str, Any]:
 
 
 # ─── jobs ───
-#: The administrator's jobs: the name of their route (and page button) → the job kind, one running at a time.
-JOB_KINDS: dict[str, str] = {"reindex": "重建索引", "sync": "Neo4j 同步", "batch": "批量推荐"}
+#: The administrator's jobs: the name of their route (and page button) → the job kind, one running at a time
+#: (the index job's kind is also the automatic update's after a change, :func:`api.services.submit_index_update`).
+JOB_KINDS: dict[str, str] = {"reindex": INDEX_JOB, "sync": "Neo4j 同步", "batch": "批量推荐"}
 
 
 def _start(kind: str, work: Work) -> dict[str, Any]:
@@ -166,32 +166,14 @@ def _start(kind: str, work: Work) -> dict[str, Any]:
 
 
 def start_reindex(rebuild: bool) -> dict[str, Any]:
-    """Bring the search index up to date (or rebuild it) in the background, with progress per encoded batch."""
-    g = graph()
-    index_dir = Path(current_app.config["INDEX_DIR"])
-
-    def work(progress: Progress) -> dict[str, Any]:
-        from recommender.search.service import SearchService
-
-        progress(0, 0, "读取目录并编码变化的文本…")
-        # SearchService.update reports documents done out of all, per encoded batch, and ends at the total
-        service = SearchService.open(g.store, g.settings, ontology=g.ontology, rebuild=rebuild, index_dir=index_dir,
-                                     progress=progress)
-        report = service.last_update
-        return {k: v for k, v in vars(report).items() if isinstance(v, (int, float, str, bool))}
-
-    return _start(JOB_KINDS["reindex"], work)
-
-
-def sync_available() -> bool:
-    return importlib.util.find_spec("kg.sync") is not None
+    """Bring the search index up to date (or rebuild it) in the background, with progress per encoded batch —
+    the same job as the automatic update after a change, so while either runs this answers 409."""
+    return _start(INDEX_JOB, index_job(rebuild))
 
 
 def start_sync() -> dict[str, Any]:
     """Sync the embedded graph to the configured Neo4j in the background (``kg.sync.sync_graph``), with progress
     per written chunk."""
-    if not sync_available():
-        fail(503, "Neo4j 同步模块（kg.sync）尚未安装")
     g = graph()
 
     def work(progress: Progress) -> dict[str, Any]:
@@ -213,7 +195,6 @@ def start_sync() -> dict[str, Any]:
 def start_batch(k: int) -> dict[str, Any]:
     """Recommend for every cadre in the background (``recommender.batch.run``), with progress per chunk of
     cadres; designers' demand then reads it."""
-    from api.cadres import recommender
     from api.reports import as_of
 
     g = graph()
@@ -260,7 +241,6 @@ def reindex(options: dict[str, Any]) -> dict[str, Any]:
 @bp.requires("admin")
 @bp.response(202, JobSchema)
 @bp.alt_response(409, response="CONFLICT")
-@bp.alt_response(503, response="SERVICE_UNAVAILABLE")
 def sync() -> dict[str, Any]:
     """在后台把嵌入式图谱同步到 Neo4j；用 GET /api/admin/jobs/{id} 查看进度"""
     return start_sync()

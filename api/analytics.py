@@ -16,9 +16,10 @@ from api import fields as f
 from api.auth import ApiBlueprint
 from api.graph import get_node, graph
 from api.reports import as_of, report_schema
+from api.services import snapshot
 from kg.ontology import load_ontology
 
-__all__ = ["analytics_catalogue", "bp", "download", "topic_demand"]
+__all__ = ["bp", "download", "topic_demand"]
 
 bp = ApiBlueprint("analytics", __name__, url_prefix="/api/analytics",
                   description="课程设计与评估：主题覆盖、需求与供给、教学指标、班次方案")
@@ -27,13 +28,6 @@ READERS = ("designer", "evaluator", "admin")
 FORMATS = ("json", "csv", "xlsx")
 
 MEDIA = {"csv": "text/csv; charset=utf-8", "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
-
-
-def analytics_catalogue() -> Any:
-    """The catalogue snapshot the analytics read: the one read model of this graph version (:mod:`api.services`)."""
-    from api.services import snapshot
-
-    return snapshot()
 
 
 def topic_demand() -> dict[str, float] | None:
@@ -55,8 +49,8 @@ def topic_demand() -> dict[str, float] | None:
     def compute(_progress: Any = None) -> dict[str, float]:
         return dict(demand_of(g.store, g.settings, today=day, snapshot=recommender().snapshot))
 
-    key = f"v{g.version}:{day}:{stamp}"
-    return g.derived("topic_demand", lambda: shared_result("学习需求", compute, key=key), key=stamp) or None
+    key = f"v{g.version}:{day}:{stamp}"  # the day too: gaps move at midnight, so the figures are the day's
+    return g.derived("topic_demand", lambda: shared_result("学习需求", compute, key=key), key=(day, stamp)) or None
 
 
 def downloadable(schema: type) -> dict[str, Any]:
@@ -130,7 +124,7 @@ def coverage(args: dict[str, Any]) -> Any:
     from recommender.analytics.coverage import coverage_report
 
     return coverage_report(
-        analytics_catalogue(), topic_demand(), institution=args.get("institution"), level=args.get("level"),
+        snapshot(), topic_demand(), institution=args.get("institution"), level=args.get("level"),
         as_of=as_of(args.get("date")), top=args["top"], ontology=graph().ontology)
 
 
@@ -152,7 +146,7 @@ def underserved(args: dict[str, Any]) -> dict[str, Any]:
     """按机构层级（或机构）列出供给不足的主题"""
     from recommender.analytics.coverage import underserved_by
 
-    groups = underserved_by(analytics_catalogue(), topic_demand(), args["by"],
+    groups = underserved_by(snapshot(), topic_demand(), args["by"],
                                                   as_of=as_of(args.get("date")), top=args["top"], ontology=graph().ontology)
     return {key: [row.to_dict() for row in rows] for key, rows in groups.items()}
 
@@ -161,7 +155,7 @@ def indicators(args: dict[str, Any]) -> Any:
     from recommender.analytics.indicators import teaching_indicators
 
     get_node(args["institution"], "Institution")
-    return teaching_indicators(analytics_catalogue(), args["institution"], args["period"],
+    return teaching_indicators(snapshot(), args["institution"], args["period"],
                                                      top=args["top"], ontology=graph().ontology)
 
 
@@ -186,7 +180,7 @@ def programme(args: dict[str, Any]) -> Any:
         source_institutions=(args["institution"],) if args["own_courses"] else None,
         required_courses=tuple(args["required_courses"]), excluded_courses=tuple(args["excluded_courses"]),
         max_courses=args.get("max_courses"))
-    return build_programme(analytics_catalogue(), request, demand=topic_demand(), time_limit=20.0,
+    return build_programme(snapshot(), request, demand=topic_demand(), time_limit=20.0,
                                                  ontology=graph().ontology)
 
 
@@ -209,7 +203,7 @@ def topic_resources(topic_id: str) -> dict[str, Any]:
     g = graph()
     topic = get_node(topic_id, "Topic")
     rel = g.ontology.relationship_types
-    topics = analytics_catalogue().tree.topics_under(topic.id)
+    topics = snapshot().tree.topics_under(topic.id)
 
     def linked(rel_name: str, label: str) -> list[dict[str, Any]]:
         ids = {e.src for t in topics for e in g.store.edges(type=rel[rel_name], dst=t)}

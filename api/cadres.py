@@ -20,9 +20,10 @@ from api import fields as f
 from api.auth import ApiBlueprint, audit, current_user
 from api.graph import get_node, graph
 from api.reports import as_of, report_schema
-from api.services import CadreView, cadre_view, recommender
+from api.services import CadreView, cadre_view
+from recommender.service import MAX_INTENT_CHARS
 
-__all__ = ["bp", "recommender"]
+__all__ = ["bp"]
 
 bp = ApiBlueprint("cadres", __name__, url_prefix="/api/cadres",
                   description="干部本人：学时、缺口、学习地图、推荐、学习路径、本人档案下载")
@@ -37,11 +38,11 @@ class DateQuery(f.Schema):
 
 class RecommendQuery(DateQuery):
     k = f.Integer(load_default=10, validate=f.range_(1, MAX_K), metadata={"description": f"推荐条数（1—{MAX_K}）"})
-    intent = f.String(validate=f.length(1, 200), metadata={"description": "学习意向（一两句话，可选）"})
+    intent = f.String(validate=f.length(1, MAX_INTENT_CHARS), metadata={"description": "学习意向（一两句话，可选）"})
 
 
 class PathQuery(DateQuery):
-    intent = f.String(validate=f.length(1, 200), metadata={"description": "学习意向（可选）"})
+    intent = f.String(validate=f.length(1, MAX_INTENT_CHARS), metadata={"description": "学习意向（可选）"})
 
 
 class RecordsQuery(f.Schema):

@@ -27,7 +27,8 @@ from flask import Response, jsonify, redirect, render_template, request, url_for
 from flask_smorest import Api, abort
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-__all__ = ["API_PREFIX", "DOMAIN_ERRORS", "ErrorSchema", "GanxunApi", "MESSAGES", "RequestGuard", "fail", "wants_json"]
+__all__ = ["API_PREFIX", "DOMAIN_ERRORS", "ErrorSchema", "GanxunApi", "MESSAGES", "RequestGuard", "error_body", "fail",
+           "wants_json"]
 
 API_PREFIX = "/api/"
 log = logging.getLogger(__name__)
@@ -143,14 +144,7 @@ class GanxunApi(Api):
                 issues: list[dict[str, Any]] | None = None, error_id: str | None = None) -> Any:
         if not wants_json():
             return self._html_error(code, message, headers)
-        body: dict[str, Any] = {"状态": code, "错误": message}
-        if fields:
-            body["字段"] = fields
-        if issues:
-            body["问题"] = issues
-        if error_id:
-            body["错误编号"] = error_id
-        response = jsonify(body)
+        response = jsonify(error_body(code, message, fields, issues, error_id))
         response.status_code = code
         response.headers.update(headers)
         return response
@@ -174,6 +168,20 @@ class GanxunApi(Api):
         return render_template("error.html", code=code, message=message), code, headers
 
 
+def error_body(code: int, message: str, fields: dict[str, Any] | None = None,
+               issues: list[dict[str, Any]] | None = None, error_id: str | None = None) -> dict[str, Any]:
+    """The shared JSON error shape — built here only, for the app's answers and for :class:`RequestGuard`'s,
+    which has no app to answer through."""
+    body: dict[str, Any] = {"状态": code, "错误": message}
+    if fields:
+        body["字段"] = fields
+    if issues:
+        body["问题"] = issues
+    if error_id:
+        body["错误编号"] = error_id
+    return body
+
+
 def fail(code: int, message: str, fields: dict[str, Any] | None = None) -> None:
     """Abort with the shared error shape: a Chinese message and, optionally, the fields at fault."""
     abort(code, message=message, errors=fields or {})
@@ -185,9 +193,13 @@ class RequestGuard:
     ``/api/``) with an error id that is also logged, while the late work finishes in the background and is
     discarded.
 
-    Why: gunicorn kills a worker that overruns its timeout and the client sees gunicorn's HTML 500; heavy work
-    belongs in jobs and in worker warm-up, and this guard, set below gunicorn's timeout, makes sure nothing that
-    slipped through can ever produce that page.  ``seconds <= 0`` turns it off.  The response body is passed on
+    Why: under the ``gthread`` workers we serve with (``gunicorn.conf.py``) gunicorn's timeout bounds only the
+    worker's heartbeat, not a request, so a request that hangs (a locked store, work that belongs in a job)
+    would keep its client waiting with no answer and hold one of the worker's few threads until it ends.  The
+    guard answers the client in bounded time and frees that thread, the late work going on in its own; heavy
+    work belongs in jobs and in worker warm-up, and this makes sure nothing that slipped through hangs a client.
+    (Under sync workers it also keeps the answer in the shared shape, set below gunicorn's timeout, which would
+    otherwise kill the worker and send gunicorn's HTML 500.)  ``seconds <= 0`` turns it off.  The response body is passed on
     as the app returned it (a file download is not read into memory); the legacy WSGI ``write()`` callable,
     which Flask never uses, is refused.  Static files are served unguarded."""
 
@@ -242,7 +254,7 @@ class RequestGuard:
         message = f"请求处理超过 {self.seconds:g} 秒，已中止等待；请稍后再试"
         headers = [("Retry-After", "5"), ("X-Ganxun-Worker", str(os.getpid()))]
         if path.startswith(API_PREFIX):
-            body = json.dumps({"状态": 503, "错误": message, "错误编号": error_id}, ensure_ascii=False).encode("utf-8")
+            body = json.dumps(error_body(503, message, error_id=error_id), ensure_ascii=False).encode("utf-8")
             headers.append(("Content-Type", "application/json"))
         else:
             body = f"<!doctype html><meta charset=utf-8><title>503</title><p>{message}（错误编号 {error_id}）</p>".encode()

@@ -1,7 +1,7 @@
 """The graph store and what is derived from it, one of each per worker process, all at one graph version.
 
 The store is opened by ``kg.store.open_store`` from the app's settings.  Derived read models (the catalogue
-snapshot, the recommender over it, the search service, the analytics catalogue, the course lists) are built
+snapshot, the recommender over it, the search service, the course lists) are built
 lazily, or at worker start by :mod:`api.services`, and cached *for one graph version*: at the start of each
 request :meth:`Graph.refresh` compares ``store.version()`` — bumped by the store in the same transaction as
 every committed write, whichever process wrote — at most every :attr:`Graph.check_interval` seconds, and drops
@@ -47,6 +47,8 @@ class Graph:
         self._cache: dict[str, tuple[Hashable, Any]] = {}  # name → (key, read model), all for self.version
         self._lock = threading.Lock()  # guards the dicts and the version only
         self._building: dict[str, threading.Lock] = {}  # one per read model, so a slow one blocks no other
+        #: The classes that hold personal data (cadres, their records): fixed by the ontology, so read once.
+        self.personal_labels: frozenset[str] = frozenset(c.name for c in self.ontology.classes.values() if c.personal)
 
     def refresh(self, force: bool = False) -> int:
         """The graph version, read from the store unless read less than :attr:`check_interval` ago (``force``:
@@ -84,10 +86,6 @@ class Graph:
                 if version == self.version and value is not None:
                     self._cache[name] = (key, value)
         return value
-
-    @property
-    def personal_labels(self) -> frozenset[str]:
-        return frozenset(c.name for c in self.ontology.classes.values() if c.personal)
 
     def close(self) -> None:
         self.store.close()

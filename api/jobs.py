@@ -58,6 +58,8 @@ Work = Callable[[Progress], "dict[str, Any] | Path | None"]
 
 STATES = {"running": "运行中", "done": "已完成", "failed": "失败"}
 DEAD_WORKER = "执行该任务的进程已退出"
+#: Attempts at writing a finished job's outcome, each waiting up to the busy timeout for the write lock.
+FINISH_ATTEMPTS = 5
 #: Times are stored in UTC; pages show them in 北京时间 (UTC+8 all year: China keeps no daylight saving).
 LOCAL_TIME = dt.timezone(dt.timedelta(hours=8), "北京时间")
 
@@ -348,15 +350,31 @@ class Jobs:
         except Exception as exc:  # the job's failure is reported to whoever polls, not raised in a thread
             log.exception("任务 %s（%s）失败", job.id, job.kind)
             result, file, state, message, error = "{}", None, "failed", f"失败：{exc}", str(exc)
+        try:
+            self._finish(live, state, message, result, error, file)
         finally:
             stop.set()
-        with self._connect() as conn:
-            finished = conn.execute(
-                "UPDATE jobs SET state = ?, done = ?, total = ?, message = ?, result = ?, error = ?, file = ?, "
-                "finished = ?, heartbeat = ? WHERE id = ? AND state = 'running'",
-                (state, live.done, live.total, message, result, error, file, _utc_now(), time.time(), job.id))
-        if finished.rowcount == 0:
-            log.warning("任务 %s 结束时已被标记为失败（心跳超时），结果未保存", job.id)
+
+    def _finish(self, live: _Live, state: str, message: str, result: str, error: str | None, file: str | None) -> None:
+        """Write a job's outcome, trying up to :data:`FINISH_ATTEMPTS` times (each within the busy timeout) while
+        the heartbeat goes on — the caller stops it after — so a database locked for a while does not leave a
+        finished job to be reaped later as failed.  Should every attempt fail, it is logged and the reaper marks
+        the job failed once its heartbeat is stale."""
+        for attempt in range(1, FINISH_ATTEMPTS + 1):
+            try:
+                with self._connect() as conn:
+                    finished = conn.execute(
+                        "UPDATE jobs SET state = ?, done = ?, total = ?, message = ?, result = ?, error = ?, "
+                        "file = ?, finished = ?, heartbeat = ? WHERE id = ? AND state = 'running'",
+                        (state, live.done, live.total, message, result, error, file, _utc_now(), time.time(),
+                         live.job_id))
+            except sqlite3.Error:
+                log.warning("任务 %s 的结果第 %s 次未能写入", live.job_id, attempt, exc_info=True)
+                continue
+            if finished.rowcount == 0:
+                log.warning("任务 %s 结束时已被标记为失败（心跳超时），结果未保存", live.job_id)
+            return
+        log.error("任务 %s 的结果 %s 次均未能写入，将被标记为失败", live.job_id, FINISH_ATTEMPTS)
 
 
 def init_app(app: Flask) -> None:

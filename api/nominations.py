@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from api import fields as f
-from api.analytics import analytics_catalogue, download, downloadable, topic_demand
+from api.analytics import download, downloadable, topic_demand
 from api.auth import ApiBlueprint
 from api.errors import fail
 from api.graph import graph
 from api.reports import as_of, report_schema
+from api.services import snapshot
 from kg.ontology import load_ontology
 from recommender.catalogue.vocabulary import Vocabulary
 
@@ -105,7 +106,7 @@ def optimise(args: dict[str, Any]) -> Any:
     from recommender.analytics.nominations import optimise_nominations
 
     config = config_from(args)
-    return optimise_nominations(analytics_catalogue(), config, demand=topic_demand(),
+    return optimise_nominations(snapshot(), config, demand=topic_demand(),
                                                       as_of=as_of(args.get("date")), time_limit=30.0,
                                                       ontology=graph().ontology)
 
@@ -114,7 +115,7 @@ def check(args: dict[str, Any], source: Any) -> Any:
     from recommender.analytics.audit import check_nomination_list
 
     config = config_from(args)
-    return check_nomination_list(analytics_catalogue(), source, config, demand=topic_demand(),
+    return check_nomination_list(snapshot(), source, config, demand=topic_demand(),
                                                        as_of=as_of(args.get("date")), time_limit=30.0,
                                                        ontology=graph().ontology)
 
@@ -145,7 +146,7 @@ def scores(args: dict[str, Any]) -> dict[str, Any]:
     from recommender.analytics.scoring import score_candidates
 
     kinds = (args["kind"],) if args.get("kind") else ("course", "textbook")
-    items = score_candidates(analytics_catalogue(), demand=topic_demand(), kinds=kinds,
+    items = score_candidates(snapshot(), demand=topic_demand(), kinds=kinds,
                                                    as_of=as_of(args.get("date")), ontology=graph().ontology)
     if args.get("eligible") is not None:
         items = [c for c in items if c.eligible == args["eligible"]]

@@ -28,8 +28,9 @@ from api import fields as f
 from api.auth import ApiBlueprint
 from api.graph import graph, require_reader_of
 
-__all__ = ["CadreView", "Readiness", "bp", "cadre_view", "init_app", "readiness", "recommender", "search_service",
-           "shared_result", "snapshot", "start_warm_up", "submit_index_update", "warm_up"]
+__all__ = ["INDEX_JOB", "CadreView", "Readiness", "bp", "cadre_view", "index_job", "init_app", "readiness",
+           "recommender", "search_service", "shared_result", "snapshot", "start_warm_up", "submit_index_update",
+           "warm_up"]
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +38,11 @@ bp = ApiBlueprint("service", __name__, url_prefix="/api", description="服务状
 
 #: The readiness probe's answer while a worker is still loading (also the body load balancers see).
 LOADING = "服务正在加载模型与索引…"
-#: The job kind that brings the search index in line with the graph after a change.
-INDEX_JOB = "更新检索索引"
+#: The one job kind that brings the search index in line with the graph — submitted after a change and by the
+#: administrator (update or rebuild) alike, so the two never run together.
+INDEX_JOB = "重建索引"
+#: Seconds a worker waits after a shared job failed before it submits the same work again.
+RETRY_AFTER_FAILURE = 60.0
 
 
 # ─── read models, one of each per graph version ───
@@ -87,8 +91,9 @@ class _CurrentSearchVectors:
 def search_service() -> Any:
     """The search service over the current snapshot, sharing the worker's one encoder.
 
-    Before the worker is warm (and in tests and commands, which never warm) it is opened with an update, which
-    encodes only what changed since the index was saved.  Once warm, a graph change reopens it over the index
+    In a worker that was never asked to warm up (tests and commands) it is opened with an update, which encodes
+    only what changed since the index was saved.  In a served worker — warming, ready, or whose warm-up failed —
+    encoding never runs inside a request: a graph change reopens it over the index
     on disk at once — items deleted since are left out, new ones are found once encoded — and, when the store
     has moved on from the index, submits the update job; when that job saves a new generation every worker's
     service installs it on its next query."""
@@ -96,57 +101,94 @@ def search_service() -> Any:
 
     gr = graph()
     index_dir = Path(current_app.config["INDEX_DIR"])
-    warm = readiness().state == "ready"
+    inline = readiness().state == "idle"
 
     def build() -> Any:
         service = SearchService.open(gr.store, gr.settings, snapshot=snapshot(), ontology=gr.ontology,
-                                     index_dir=index_dir, update=not warm)
-        if warm and service.stale:
+                                     index_dir=index_dir, update=inline)
+        if not inline and service.stale:
             submit_index_update()
         return service
 
     return gr.derived("search", build)
 
 
-def submit_index_update() -> Any:
-    """Bring the search index in line with the graph in a job — one per graph version, whichever worker asks
-    first; a job already running for an earlier version catches up before it ends, so a second is not needed.
-    Returns the job, or None when one was already running."""
+def index_job(rebuild: bool = False) -> Any:
+    """The work of an :data:`INDEX_JOB`: update the search index (``rebuild``: encode everything afresh), with
+    progress per encoded batch, until it covers a graph version that is still the store's when it ends — so a
+    job that overlapped a change catches up before it ends, and a second job is not needed."""
     from recommender.search.service import SearchService
-
-    from api.jobs import JobBusy, jobs
 
     gr = graph()
     index_dir = Path(current_app.config["INDEX_DIR"])
 
     def work(progress: Any) -> dict[str, Any]:
-        while True:  # until the index covers a version that is still the store's when the update ends
+        progress(0, 0, "读取目录并编码变化的文本…")
+        fresh = rebuild
+        while True:
             version = gr.store.version()
-            service = SearchService.open(gr.store, gr.settings, ontology=gr.ontology, index_dir=index_dir,
-                                         progress=progress)
+            service = SearchService.open(gr.store, gr.settings, ontology=gr.ontology, rebuild=fresh,
+                                         index_dir=index_dir, progress=progress)
+            fresh = False  # a catch-up pass encodes only what changed during the first
             if gr.store.version() == version:
                 break
-        report = service.last_update
-        return {k: v for k, v in vars(report).items() if isinstance(v, (int, float, str, bool))}
+        return {k: v for k, v in vars(service.last_update).items() if isinstance(v, (int, float, str, bool))}
+
+    return work
+
+
+def submit_index_update() -> Any:
+    """Bring the search index in line with the graph after a change — one job per graph version, whichever
+    worker asks first.  Returns the job, or None when an index job (an earlier version's, or the
+    administrator's) is already running: it catches up before it ends."""
+    from api.jobs import JobBusy, jobs
 
     try:
-        return jobs().submit(INDEX_JOB, work, key=f"v{gr.version}")
+        return jobs().submit(INDEX_JOB, index_job(), key=f"v{graph().version}")
     except JobBusy:
         return None
+
+
+@dataclass
+class _Submitted:
+    """The job this worker last submitted (or found running) for a kind of shared work, and for which key."""
+
+    key: str
+    job_id: int
+    failed_at: float | None = None
 
 
 def shared_result(kind: str, work: Any, key: str) -> Any:
     """The result of ``work(progress)``, computed once for all workers: inline while no warm-up was asked (tests,
     commands), else as a job of ``kind`` keyed by ``key`` (the same key is one job, in any worker), whose stored
-    result every worker reads — None until it is done, so no request waits for it."""
+    result every worker reads — None until it is done, so no request waits for it.
+
+    Each worker remembers the job it submitted per kind, so while it runs a request only reads its row (no
+    ``BEGIN IMMEDIATE`` on the jobs database per request); after it failed the work is submitted again only
+    :data:`RETRY_AFTER_FAILURE` seconds later."""
     from api.jobs import JobBusy, jobs
 
     if readiness().state == "idle":
         return work(lambda *_: None)
+    submitted: dict[str, _Submitted] = current_app.extensions.setdefault("ganxun.shared_jobs", {})
+    seen = submitted.get(kind)
+    if seen is not None and seen.key == key:
+        job = jobs().get(seen.job_id)
+        if job is not None and job.state == "running":
+            return None
+        if job is not None and job.key == key:
+            if job.state == "done":
+                return job.result
+            seen.failed_at = seen.failed_at or time.monotonic()  # failed: wait before trying again
+            if time.monotonic() - seen.failed_at < RETRY_AFTER_FAILURE:
+                return None
+        # else another key's job, which has ended: submit this key's now
     try:
         job = jobs().submit(kind, work, key=key)
-    except JobBusy:
+    except JobBusy as exc:  # another key's job is running: look again once it has ended
+        submitted[kind] = _Submitted(key, exc.job.id)
         return None
+    submitted[kind] = _Submitted(key, job.id)
     return job.result if job.state == "done" else None
 
 
@@ -169,13 +211,12 @@ def readiness(app: Flask | None = None) -> Readiness:
 
 def _warm_steps() -> list[tuple[str, Any]]:
     """The parts a worker loads before it answers ready, in order (later ones use earlier ones)."""
-    from api.analytics import analytics_catalogue, topic_demand
+    from api.analytics import topic_demand
 
     return [
         ("目录快照", snapshot),
         ("检索索引与编码器", lambda: search_service().warm()),
         ("推荐器与课程向量", lambda: recommender().warm()),
-        ("分析目录", analytics_catalogue),
         ("学习需求", topic_demand),
     ]
 

@@ -132,11 +132,10 @@ def _selection(ontology: Ontology, spec: ClassSpec | None, include_personal: boo
     store = graph().store
     personal = graph().personal_labels
     nodes = [n for n in store.nodes(spec.name if spec else None) if include_personal or n.label not in personal]
+    if spec:  # one bulk read of the class's outgoing edges, in node order
+        by_src = store.edges_from(n.id for n in nodes)
+        return nodes, [e for n in nodes for e in by_src[n.id]]
     keep = {n.id for n in nodes}
-    if spec:
-        edges = [e for n in nodes for e in store.edges(src=n.id)]
-        keep |= {e.dst for e in edges}
-        return nodes, edges
     return nodes, [e for e in store.edges() if e.src in keep and e.dst in keep]
 
 

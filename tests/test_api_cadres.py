@@ -79,3 +79,33 @@ def test_own_records_in_three_formats(get) -> None:
     assert "attachment" in xlsx.headers["Content-Disposition"]
     rows = list(load_workbook(io.BytesIO(xlsx.data)).active.iter_rows(values_only=True))
     assert rows[0][0] == "编号" and [r[0] for r in rows[1:]] == ["record:t-001-a", "record:t-001-b"]
+
+
+@pytest.fixture
+def cadre_pages(shared_app):
+    """A browser session of cadre1 (pages use the login cookie, not the bearer token)."""
+    from tests.test_api_support import PASSWORD
+
+    client = shared_app.test_client()
+    client.post("/login", data={"username": "cadre1", "password": PASSWORD})
+    return client
+
+
+def test_a_too_long_intent_on_the_page_says_so_like_the_api_instead_of_truncating(cadre_pages) -> None:
+    from recommender.service import MAX_INTENT_CHARS
+
+    page = cadre_pages.get("/cadre/", query_string={"intent": "长" * (MAX_INTENT_CHARS + 1)})
+    text = page.get_data(as_text=True)
+    assert page.status_code == 422
+    assert f"intent（学习意向）不能超过 {MAX_INTENT_CHARS} 个字，实际为 {MAX_INTENT_CHARS + 1} 个字" in text
+    assert "样例干部甲" in text  # the rest of the page (and recommendations without the intent) still shows
+    assert cadre_pages.get("/cadre/", query_string={"intent": "长" * MAX_INTENT_CHARS}).status_code == 200
+
+
+def test_a_too_long_search_on_the_page_gets_the_apis_message(cadre_pages, shared_app) -> None:
+    q = "检" * 201
+    api = cadre_pages.get("/api/search", query_string={"q": q}, headers=bearer(shared_app, "cadre1"))
+    page = cadre_pages.get("/cadre/search", query_string={"q": q})
+    assert api.status_code == 422 and page.status_code == 422
+    assert f"q：{api.json['字段']['q'][0]}" in page.get_data(as_text=True)
+    assert 'id="results"' not in page.get_data(as_text=True)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from api.services import INDEX_JOB
 from bench.deploy_load import Answer, ProductionLine, import_jsonl, multipart, request
 from tests.conftest import FIXTURE_CORPUS, require
 from tests.test_api_support import AS_OF, NO_NEO4J, TOKENS_FILE, build_template
@@ -95,7 +96,7 @@ def test_the_imported_course_becomes_searchable_on_every_worker_after_the_index_
             found.add(answer.worker)
     assert found == set(line.ready)
     jobs = request(line.port, "GET", "/api/admin/jobs", line.tokens["admin"]).json()
-    assert [j["state"] for j in jobs if j["kind"] == "更新检索索引"][:1] == ["done"]
+    assert [j["state"] for j in jobs if j["kind"] == INDEX_JOB][:1] == ["done"]
 
 
 def test_a_withdrawn_course_stops_being_recommended_on_every_worker(line: ProductionLine) -> None:

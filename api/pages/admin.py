@@ -8,7 +8,7 @@ from typing import Any
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
 from api.accounts import ROLES, AccountError, accounts
-from api.admin import JOB_KINDS, sync_available
+from api.admin import JOB_KINDS
 from api.auth import audit
 from api.graph import graph
 from api.jobs import jobs as job_registry
@@ -44,7 +44,7 @@ def jobs() -> Any:
     running = {name: job.id for name, kind in JOB_KINDS.items()
                if (job := registry.latest(kind)) is not None and job.state == "running"}
     return render_template("admin/jobs.html", jobs=[j.to_dict() for j in registry.recent(50)], running=running,
-                           sync_available=sync_available(), store=graph().store.name)
+                           store=graph().store.name)
 
 @bp.route("/users", methods=["GET", "POST"])
 @page("admin")

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, flash, render_template, request
+from marshmallow import ValidationError
 
 from api.auth import current_user
 from api.pages import page
 from api.reports import as_of
 from api.services import cadre_view
+from recommender.errors import InvalidRequest
 
 __all__ = ["bp"]
 
@@ -35,17 +37,23 @@ def overview() -> Any:
     if cadre_id is None:
         return render_template("cadre/choose.html", target="cadre.overview")
     view = cadre_view(cadre_id, as_of(None))
-    intent = (request.args.get("intent") or "").strip()[:200] or None
+    intent = (request.args.get("intent") or "").strip() or None
+    status = 200
+    try:  # the recommender checks the intent (at most MAX_INTENT_CHARS), as behind the API's 422
+        recs = view.recommendations(8, intent)
+    except InvalidRequest as exc:  # its message, as the API words it, and the recommendations without intent
+        flash(str(exc), "error")
+        recs, status = view.recommendations(8), 422
     return render_template(
         "cadre/overview.html",
         cadre_id=cadre_id,
         profile=view.profile.to_dict(),
         hours=view.hours.to_dict(),
         gaps=view.gaps.to_dict(),
-        recs=view.recommendations(8, intent).to_dict(),
+        recs=recs.to_dict(),
         path=view.learning_path().to_dict(),
         intent=intent or "",
-    )
+    ), status
 
 
 @bp.route("/map")
@@ -61,12 +69,28 @@ def learning_map() -> Any:
 @bp.route("/search")
 @page()
 def search() -> Any:
-    from api.search import run_search
+    from api.search import SearchQuery, run_search
 
-    q = (request.args.get("q") or "").strip()[:200]
+    q = (request.args.get("q") or "").strip()
     kind = request.args.get("kind") or None
-    result = None
+    result, status = None, 200
     if q:
-        result = run_search({"q": q, "kind": [kind] if kind else [], "case_only": request.args.get("case") == "1",
-                             "mode": "hybrid", "k": 20})
-    return render_template("cadre/search.html", q=q, kind=kind or "", result=result)
+        try:  # the API's own query schema, so a query too long gets the message the API answers 422 with
+            args = SearchQuery().load({"q": q, "kind": [kind] if kind else [], "k": 20,
+                                       "case_only": request.args.get("case") == "1"})
+        except ValidationError as exc:
+            flash("；".join(f"{name}：{text}" for name, text in _flat(exc.messages)), "error")
+            status = 422
+        else:
+            result = run_search(args)
+    return render_template("cadre/search.html", q=q, kind=kind or "", result=result), status
+
+
+def _flat(messages: Any, name: str = "") -> list[tuple[str, str]]:
+    """marshmallow's messages (per field, per list item) as (field, message) pairs, for one line on a page."""
+    if isinstance(messages, dict):
+        return [pair for key, inner in messages.items()
+                for pair in _flat(inner, f"{name}[{key}]" if isinstance(key, int) else str(key))]
+    if isinstance(messages, list):
+        return [pair for inner in messages for pair in _flat(inner, name)]
+    return [(name, str(messages))]
