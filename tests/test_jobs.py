@@ -228,6 +228,24 @@ def test_a_done_job_whose_file_is_gone_runs_again_and_files_stay_under_home(tmp_
     assert stray.state == "failed" and "GANXUN_HOME" in stray.message
 
 
+def test_a_finished_job_is_saved_although_the_database_was_locked_as_it_ended(tmp_path, caplog) -> None:
+    """The outcome's write is retried: a lock held past one busy timeout does not leave a successful job to be
+    reaped later as failed."""
+    jobs = Jobs(tmp_path / "jobs.db", busy_seconds=0.5, progress_seconds=0)
+    work = Held()
+    job = jobs.submit("批量推荐", work)
+    _until(lambda: jobs.get(job.id).done, lambda done: done == 3, "首次进度")
+    caplog.set_level("WARNING", logger="api.jobs")
+    locker = sqlite3.connect(jobs.path, isolation_level=None)
+    locker.execute("BEGIN IMMEDIATE")
+    work.release.set()
+    _until(lambda: [r for r in caplog.records if "结果第 1 次未能写入" in r.getMessage()], bool, "首次写入失败")
+    locker.execute("ROLLBACK")
+    locker.close()
+    done = _finished(jobs, job.id)
+    assert (done.state, done.result, done.done) == ("done", {"items": 10}, 10)
+
+
 # ─── through the service: two workers of the app on one GANXUN_HOME ───
 @pytest.fixture
 def twin(app):
@@ -317,3 +335,53 @@ def test_reindex_progress_rises_batch_by_batch_to_its_total(template_home, tmp_p
         assert log[-1][1] >= 156  # every document of the small world was counted
     finally:
         app.extensions["ganxun.graph"].close()
+
+
+def test_the_index_update_after_a_change_and_the_admins_reindex_are_one_kind_of_job(app) -> None:
+    """Whichever runs, the other waits: the admin's answers 409 (above), the automatic one does nothing."""
+    from api.admin import JOB_KINDS
+    from api.jobs import jobs
+    from api.services import INDEX_JOB, submit_index_update
+
+    assert JOB_KINDS["reindex"] == INDEX_JOB
+    work = Held()
+    with app.app_context():
+        job = jobs().submit(INDEX_JOB, work, user="admin")
+        assert submit_index_update() is None
+        assert [j.id for j in jobs().recent() if j.kind == INDEX_JOB] == [job.id]
+    work.release.set()
+    assert _finished(app.extensions["ganxun.jobs"], job.id).state == "done"
+
+
+def test_shared_work_is_submitted_once_per_worker_and_again_only_after_a_pause_when_it_failed(app,
+                                                                                             monkeypatch) -> None:
+    """While its job runs, a request only reads the job's row (no write transaction per request); a failed job
+    is resubmitted after ``RETRY_AFTER_FAILURE`` seconds, not on the next request."""
+    import api.services as services
+    from api.jobs import jobs
+
+    with app.app_context():
+        services.readiness().state = "warming"  # a served worker: shared work runs as a job
+        registry = jobs()
+        submitted: list[str | None] = []
+        real_submit = registry.submit
+        monkeypatch.setattr(registry, "submit",
+                            lambda kind, work, **kw: submitted.append(kw.get("key")) or real_submit(kind, work, **kw))
+        work = Held()
+        assert services.shared_result("学习需求", work, "day-1") is None
+        assert services.shared_result("学习需求", work, "day-1") is None
+        assert submitted == ["day-1"]
+        work.release.set()
+        _finished(registry, registry.latest("学习需求").id)
+        assert services.shared_result("学习需求", work, "day-1") == {"items": 10} and submitted == ["day-1"]
+
+        failing = Held(fail=True)
+        failing.release.set()
+        assert services.shared_result("学习需求", failing, "day-2") is None
+        assert _finished(registry, registry.latest("学习需求").id).state == "failed"
+        assert services.shared_result("学习需求", failing, "day-2") is None
+        assert submitted == ["day-1", "day-2"]  # backing off
+        monkeypatch.setattr(services, "RETRY_AFTER_FAILURE", 0.0)
+        assert services.shared_result("学习需求", failing, "day-2") is None
+        _finished(registry, registry.latest("学习需求").id)
+        assert submitted == ["day-1", "day-2", "day-2"] and failing.calls == 2
