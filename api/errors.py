@@ -198,10 +198,10 @@ class RequestGuard:
     would keep its client waiting with no answer and hold one of the worker's few threads until it ends.  The
     guard answers the client in bounded time and frees that thread, the late work going on in its own; heavy
     work belongs in jobs and in worker warm-up, and this makes sure nothing that slipped through hangs a client.
-    (Under sync workers it also keeps the answer in the shared shape, set below gunicorn's timeout, which would
-    otherwise kill the worker and send gunicorn's HTML 500.)  ``seconds <= 0`` turns it off.  The response body is passed on
-    as the app returned it (a file download is not read into memory); the legacy WSGI ``write()`` callable,
-    which Flask never uses, is refused.  Static files are served unguarded."""
+    (Under sync workers it would also pre-empt gunicorn's timeout, which kills the worker and sends an HTML 500.)
+    ``seconds <= 0`` turns it off.  The response body is passed on as the app returned it (a file download is
+    not read into memory); the legacy WSGI ``write()`` callable, which Flask never uses, is refused.  Static
+    files are served unguarded."""
 
     def __init__(self, app: Callable[..., Iterable[bytes]], seconds: float) -> None:
         self.app = app
@@ -247,6 +247,8 @@ class RequestGuard:
         return outcome["body"]
 
     def _late(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        """The 503 for a request past its time, answered without the app (whose context is busy in the late
+        thread): the shared JSON body from :func:`error_body`, or a minimal page outside the API."""
         error_id = uuid.uuid4().hex
         path = environ.get("PATH_INFO", "")
         log.error("请求超过 %s 秒未完成，已答复 503（错误编号 %s）：%s %s", self.seconds, error_id,

@@ -9,7 +9,7 @@ import pytest
 from openpyxl import load_workbook
 
 from tests.test_api_support import (  # noqa: F401  (fixtures)
-    bearer, index_dir, shared_app, shared_client, template_home,
+    PASSWORD, bearer, index_dir, shared_app, shared_client, template_home,
 )
 
 
@@ -84,8 +84,6 @@ def test_own_records_in_three_formats(get) -> None:
 @pytest.fixture
 def cadre_pages(shared_app):
     """A browser session of cadre1 (pages use the login cookie, not the bearer token)."""
-    from tests.test_api_support import PASSWORD
-
     client = shared_app.test_client()
     client.post("/login", data={"username": "cadre1", "password": PASSWORD})
     return client

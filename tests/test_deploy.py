@@ -281,6 +281,23 @@ def test_ready_is_503_until_the_worker_is_warm_then_200(small_app) -> None:
     assert ready["状态"] == 200 and ready["图谱版本"] >= 0 and "检索索引与编码器" in ready["已加载"]
 
 
+def test_a_worker_whose_warm_up_failed_never_encodes_inside_a_request(small_app) -> None:
+    """Only a worker never asked to warm (tests, commands) updates the index inline; a served one whose warm-up
+    failed opens the index as it is on disk (here: none yet) and leaves the encoding to the index job."""
+    from api.jobs import jobs
+    from api.services import readiness, search_service
+
+    with small_app.app_context():
+        readiness().state = "failed"
+        service = search_service()
+        assert service.stale and not service.ready
+        job = next(j for j in jobs().recent() if j.kind == INDEX_JOB)
+        deadline = time.monotonic() + 300  # only keeps a broken build from hanging the suite
+        while (job := jobs().get(job.id)).state == "running" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert job.state == "done" and job.result["encoded"] > 0
+
+
 def test_cadre_answers_default_to_today_without_a_configured_date(tmp_path: Path) -> None:
     from api import create_app
     from tests.test_api_support import app_config, bearer
