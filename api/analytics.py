@@ -34,22 +34,21 @@ def topic_demand() -> dict[str, float] | None:
     """Cadres per topic for whom it is a gap (``recommender.batch.demand``): the last batch run's figures when
     there are any, else computed from every cadre's records once per graph version — in a job shared by every
     worker once the service is warm (:func:`api.services.shared_result`; None until it is done), inline in tests
-    and commands.  None without cadres."""
+    and commands.  Kept per day (the gaps move at midnight) and per batch run.  None without cadres."""
     from recommender.batch.demand import topic_demand as demand_of
+    from recommender.batch.run import batch_path
 
     from api.services import recommender, shared_result
 
-    from recommender.batch.run import batch_path
-
     g = graph()
-    day = as_of(None)
+    day = recommender().today(as_of(None))  # the configured date, else the recommender's clock: never None
     stored = batch_path(g.settings)
     stamp = stored.stat().st_mtime_ns if stored.exists() else None  # a batch run in any worker changes it
 
     def compute(_progress: Any = None) -> dict[str, float]:
         return dict(demand_of(g.store, g.settings, today=day, snapshot=recommender().snapshot))
 
-    key = f"v{g.version}:{day}:{stamp}"  # the day too: gaps move at midnight, so the figures are the day's
+    key = f"v{g.version}:{day}:{stamp}"
     return g.derived("topic_demand", lambda: shared_result("学习需求", compute, key=key), key=(day, stamp)) or None
 
 

@@ -156,3 +156,24 @@ def test_scores_table_is_best_first(evaluator) -> None:
     page = evaluator("GET", "/api/nominations/scores", query_string={"kind": "textbook", "per_page": 5}).json
     scores = [c["总分"] for c in page["items"]]
     assert scores == sorted(scores, reverse=True) and all(c["kind"] == "textbook" for c in page["items"])
+
+
+def test_demand_is_the_days_and_moves_with_the_date(sample_app, monkeypatch) -> None:
+    """Demand rests on each cadre's gaps as of the day, so a new day (here a new configured date) gives that
+    day's figures, not the figures cached the day before."""
+    import datetime as dt
+
+    from recommender.batch.demand import topic_demand as demand_of
+
+    from api.analytics import topic_demand
+    from api.graph import graph
+    from api.services import recommender
+
+    with sample_app.app_context():
+        before = topic_demand()
+        monkeypatch.setitem(sample_app.config, "AS_OF", "2024-06-01")
+        after = topic_demand()
+        g = graph()
+        assert after == dict(demand_of(g.store, g.settings, today=dt.date(2024, 6, 1),
+                                       snapshot=recommender().snapshot))
+        assert after != before
