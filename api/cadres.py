@@ -147,11 +147,13 @@ def records(args: dict[str, Any], cadre_id: str) -> Any:
     else:
         from openpyxl import Workbook
 
+        from kg.spreadsheet import xlsx_row
+
         book = Workbook()
         sheet = book.active
         sheet.title = "培训记录"
         for row in [header, *rows]:
-            sheet.append(row)
+            sheet.append(xlsx_row(row))
         out = io.BytesIO()
         book.save(out)
         body, media, suffix = out.getvalue(), "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xlsx"

@@ -173,12 +173,14 @@ def _csv(rows: list[list[Any]]) -> bytes:
 def _xlsx(tables: dict[str, list[list[Any]]]) -> bytes:
     from openpyxl import Workbook
 
+    from kg.spreadsheet import xlsx_row
+
     book = Workbook()
     book.remove(book.active)
     for title, rows in tables.items():
         sheet = book.create_sheet(title[:31])
         for row in rows:
-            sheet.append(row)
+            sheet.append(xlsx_row(row))
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue()

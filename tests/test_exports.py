@@ -64,6 +64,17 @@ class TestXlsx:
         assert info[:2] == [["报告", "示例报告"], ["生成日期", "2026-03-01"]]
         assert info[2][0] == "规则：案例占比"
 
+    def test_control_characters_in_text_do_not_break_the_file(self, tmp_path):
+        """An id typed with a stray control character (schemathesis found one in an uploaded list) is written
+        without it, instead of openpyxl refusing the whole file."""
+
+        class Typed(Demo):
+            def tables(self) -> list[Table]:
+                return [Table("明细", ["编号", "名称"], [["course:\x01a\x1b", "甲\x07乙"]])]
+
+        book = load_workbook(export_xlsx(Typed(), tmp_path / "r.xlsx"))
+        assert [c.value for c in book["明细"][2]] == ["course:a", "甲乙"]
+
     def test_export_by_suffix(self, tmp_path):
         assert export(Demo(), tmp_path / "a.xlsx").exists() and export(Demo(), tmp_path / "a.csv").exists()
         with pytest.raises(InputError, match=r"\.csv 或 \.xlsx"):

@@ -93,6 +93,8 @@ def export_xlsx(report: Report, path: str | Path) -> Path:
     from openpyxl.styles import Font
     from openpyxl.utils import get_column_letter
 
+    from kg.spreadsheet import xlsx_row
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     book = Workbook()
@@ -100,9 +102,9 @@ def export_xlsx(report: Report, path: str | Path) -> Path:
     taken: set[str] = set()
     for table in report.tables():
         sheet = book.create_sheet(_sheet_name(table.title, taken))
-        sheet.append(table.headers)
+        sheet.append(xlsx_row(table.headers))
         for row in table.rows:
-            sheet.append([_cell(v) for v in row])
+            sheet.append(xlsx_row(_cell(v) for v in row))
         for cell in sheet[1]:
             cell.font = Font(bold=True)
         sheet.freeze_panes = "A2"
@@ -111,7 +113,7 @@ def export_xlsx(report: Report, path: str | Path) -> Path:
             sheet.column_dimensions[get_column_letter(index)].width = min(60, 4 + 1.6 * longest)
     info = book.create_sheet(_sheet_name("规则与说明", taken))
     for row in _preamble(report):
-        info.append(row)
+        info.append(xlsx_row(row))
     info.column_dimensions["A"].width = 32
     info.column_dimensions["B"].width = 90
     book.save(path)
