@@ -6,20 +6,29 @@ through ``recommender.analytics.exports``.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from flask import Response
+from flask import Response, current_app, jsonify, url_for
 
 from api import fields as f
-from api.auth import ApiBlueprint
+from api.admin import JobSchema
+from api.auth import ApiBlueprint, current_user
+from api.errors import fail
 from api.graph import get_node, graph
+from api.jobs import Job, jobs
 from api.reports import as_of, report_schema
 from api.services import snapshot
 from kg.ontology import load_ontology
 
-__all__ = ["bp", "download", "topic_demand"]
+__all__ = ["PROGRAMME_JOB", "SOLVE_WAIT_SECONDS", "bp", "download", "own_job", "pending", "programme", "solve",
+           "solved", "topic_demand"]
 
 bp = ApiBlueprint("analytics", __name__, url_prefix="/api/analytics",
                   description="课程设计与评估：主题覆盖、需求与供给、教学指标、班次方案")
@@ -28,6 +37,13 @@ READERS = ("designer", "evaluator", "admin")
 FORMATS = ("json", "csv", "xlsx")
 
 MEDIA = {"csv": "text/csv; charset=utf-8", "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+
+#: Seconds a solve waits for its job before handing the job over (app config ``SOLVE_WAIT_SECONDS``, else env
+#: ``GANXUN_SOLVE_WAIT``): short solves answer at once, long ones never hold a request past this.
+SOLVE_WAIT_SECONDS = 5.0
+#: The job kind of the class programme solve (each request's kind ends with its key, see :func:`solve`).
+PROGRAMME_JOB = "班次方案求解"
+PENDING = "求解时间较长，已转为后台任务：用 GET /api/analytics/jobs/{id} 查询"
 
 
 def topic_demand() -> dict[str, float] | None:
@@ -60,6 +76,11 @@ def downloadable(schema: type) -> dict[str, Any]:
     return {"responses": {"200": {"content": content}}}
 
 
+def attachment(body: bytes, fmt: str, stem: str) -> Response:
+    """A CSV/XLSX body as a download named ``stem.fmt``."""
+    return Response(body, headers={"Content-Type": MEDIA[fmt], "Content-Disposition": f'attachment; filename="{stem}.{fmt}"'})
+
+
 def download(report: Any, fmt: str, stem: str) -> Any:
     """The report as JSON (its ``to_dict``) or as a CSV/XLSX attachment."""
     if fmt == "json":
@@ -69,7 +90,107 @@ def download(report: Any, fmt: str, stem: str) -> Any:
     with tempfile.TemporaryDirectory(prefix="ganxun-report-") as tmp:
         path = export(report, Path(tmp) / f"{stem}.{fmt}")
         body = path.read_bytes()
-    return Response(body, headers={"Content-Type": MEDIA[fmt], "Content-Disposition": f'attachment; filename="{stem}.{fmt}"'})
+    return attachment(body, fmt, stem)
+
+
+# ─── solves as jobs: answer now, or hand over the job ───
+def solve_wait() -> float:
+    """Seconds to wait for a solve (``SOLVE_WAIT_SECONDS`` / ``GANXUN_SOLVE_WAIT``, default 5)."""
+    value = current_app.config.get("SOLVE_WAIT_SECONDS", os.environ.get("GANXUN_SOLVE_WAIT", SOLVE_WAIT_SECONDS))
+    try:
+        wait = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"SOLVE_WAIT_SECONDS（GANXUN_SOLVE_WAIT，求解等待秒数）应为数字，实际为 {value!r}") from None
+    if wait < 0:
+        raise ValueError(f"SOLVE_WAIT_SECONDS（GANXUN_SOLVE_WAIT，求解等待秒数）不应为负数，实际为 {wait}")
+    return wait
+
+
+def solve(kind: str, basis: dict[str, Any], fmt: str, solver: Callable[[], Any]) -> Job:
+    """Run ``solver()`` (a report with ``to_dict``) as a job and wait up to :func:`solve_wait` for it.
+
+    Why a job: a solve may take up to its solver's time limit (20—30 s), longer than a request should be held;
+    its state then lives in the jobs table, so any worker answers the poll.  The key hashes ``basis`` (the
+    validated request and whatever else the answer depends on: the day, the demand), ``fmt`` and the graph
+    version, so the same request while it runs, or after it finished, is that one job.  The key's hash is also
+    part of the kind: the jobs table allows one *running* job per kind (right for re-indexing, wrong here —
+    different users solve different things at once), and a kind per key keeps that rule for everything else
+    with no change to :mod:`api.jobs`.  The result is stored as JSON, or for ``csv``/``xlsx`` as a file."""
+    text = json.dumps([basis, fmt, graph().version], sort_keys=True, default=str, ensure_ascii=False)
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+    job_kind = f"{kind}·{digest}"
+
+    def work(progress: Any) -> dict[str, Any] | Path:
+        progress(0, 1, "正在求解…")
+        report = solver()
+        progress(1, 1, "求解完成")
+        if fmt == "json":
+            return report.to_dict()
+        from recommender.analytics.exports import export
+
+        return export(report, jobs().output_path(job_kind, f".{fmt}"))
+
+    user = current_user()
+    job = jobs().submit(job_kind, work, key=digest, user=user.username if user else None)
+    deadline = time.monotonic() + solve_wait()
+    while job.state == "running" and (left := deadline - time.monotonic()) > 0:
+        time.sleep(min(0.05, left))
+        job = jobs().get(job.id) or job
+    return job
+
+
+def finished(job: Job) -> Job:
+    """``job`` when it did not fail; a failed solve (time limit, solver trouble — an infeasible request is an
+    answer, not a failure) raises :class:`SolverError`, which the error table maps to 503 with an error id."""
+    from recommender.analytics.errors import SolverError
+
+    if job.state == "failed":
+        raise SolverError(f"求解失败（任务 {job.id}）：{job.error}")
+    return job
+
+
+def pending(job: Job) -> Response:
+    """202 with the running job, where to poll it, and the Chinese notice."""
+    response = jsonify({**job.to_dict(), "说明": PENDING.format(id=job.id)})
+    response.status_code = 202
+    response.headers["Location"] = url_for("analytics.job_view", job_id=job.id)
+    return response
+
+
+def solved(job: Job, fmt: str, stem: str) -> Any:
+    """The API's answer for a solve job: exactly what :func:`download` would give once it is done, 202 while
+    it runs, the mapped solver error when it failed."""
+    if finished(job).state == "running":
+        return pending(job)
+    if fmt == "json":
+        return job.result
+    path = jobs().file_of(job)
+    if path is None:  # deleted after the job was read: the next identical request solves again
+        fail(404, f"任务 {job.id} 的结果文件已不存在，请重新提交")
+    return attachment(path.read_bytes(), fmt, stem)
+
+
+def own_job(job_id: int, kind: str | None = None) -> Job:
+    """The job ``job_id`` when the caller started it (an administrator reads any), of ``kind`` when given;
+    else 404 — another user's job is not even acknowledged."""
+    user = current_user()
+    job = jobs().get(job_id)
+    if (job is None or (user is None or (user.role != "admin" and job.started_by != user.username))
+            or (kind is not None and not job.kind.startswith(kind))):
+        fail(404, f"未找到任务 {job_id}")
+    return job
+
+
+class PendingJob(JobSchema):
+    说明 = f.String(metadata={"description": "求解转为后台任务时的提示（在哪里查询）"})
+
+
+def solve_doc(schema: type) -> dict[str, Any]:
+    """OpenAPI of a solve route: :func:`downloadable`'s 200, the 202 of a job handed over, the 503 of a failed solve."""
+    doc = downloadable(schema)
+    doc["responses"]["202"] = {"description": "求解未在等待时间内完成：返回后台任务，用 Location 查询",
+                               "content": {"application/json": {"schema": PendingJob}}}
+    return doc
 
 
 class FormatQuery(f.Schema):
@@ -169,7 +290,9 @@ def indicators_view(args: dict[str, Any]) -> Any:
     return download(indicators(args), args["format"], "indicators")
 
 
-def programme(args: dict[str, Any]) -> Any:
+def programme(args: dict[str, Any]) -> Job:
+    """The class programme solve for the validated ``args`` as a job (:func:`solve`); an unknown institution is
+    a 404 at once, before any job."""
     from recommender.analytics.programme import ProgrammeRequest, build_programme
 
     get_node(args["institution"], "Institution")
@@ -179,8 +302,10 @@ def programme(args: dict[str, Any]) -> Any:
         source_institutions=(args["institution"],) if args["own_courses"] else None,
         required_courses=tuple(args["required_courses"]), excluded_courses=tuple(args["excluded_courses"]),
         max_courses=args.get("max_courses"))
-    return build_programme(snapshot(), request, demand=topic_demand(), time_limit=20.0,
-                                                 ontology=graph().ontology)
+    catalogue, demand, ontology = snapshot(), topic_demand(), graph().ontology
+    basis = {k: v for k, v in args.items() if k != "format"} | {"demand": demand is not None}
+    return solve(PROGRAMME_JOB, basis, args["format"], lambda: build_programme(
+        catalogue, request, demand=demand, time_limit=20.0, ontology=ontology))
 
 
 @bp.route("/programme", methods=["POST"])
@@ -188,10 +313,19 @@ def programme(args: dict[str, Any]) -> Any:
 @bp.arguments(ProgrammeBody)
 @bp.response(200, Programme)
 @bp.alt_response(404, response="NOT_FOUND")
-@bp.doc(**downloadable(Programme))
+@bp.doc(**solve_doc(Programme))
 def programme_view(args: dict[str, Any]) -> Any:
-    """按班次类型、学员、总学时与专题求解满足教学指标的课程方案"""
-    return download(programme(args), args["format"], "programme")
+    """按班次类型、学员、总学时与专题求解满足教学指标的课程方案；求解较久时返回 202 与后台任务"""
+    return solved(programme(args), args["format"], "programme")
+
+
+@bp.route("/jobs/<int:job_id>")
+@bp.requires(*READERS)
+@bp.response(200, JobSchema)
+@bp.alt_response(404, response="NOT_FOUND")
+def job_view(job_id: int) -> dict[str, Any]:
+    """本人发起的求解任务（班次方案、推荐名单）的进度与结果（管理员可查看任何任务）"""
+    return own_job(job_id).to_dict()
 
 
 def topic_resources(topic_id: str) -> dict[str, Any]:

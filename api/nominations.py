@@ -10,16 +10,17 @@ from pathlib import Path
 from typing import Any
 
 from api import fields as f
-from api.analytics import download, downloadable, topic_demand
+from api.analytics import download, downloadable, solve, solve_doc, solved, topic_demand
 from api.auth import ApiBlueprint
 from api.errors import fail
 from api.graph import graph
+from api.jobs import Job
 from api.reports import as_of, report_schema
-from api.services import snapshot
+from api.services import recommender, snapshot
 from kg.ontology import load_ontology
 from recommender.catalogue.vocabulary import Vocabulary
 
-__all__ = ["bp", "check", "check_upload", "config_from", "optimise", "scores"]
+__all__ = ["NOMINATION_JOB", "bp", "check", "check_upload", "config_from", "optimise", "scores"]
 
 #: the case-quota readings (rules.yaml vocabulary.quota_modes), for validating and documenting quota_mode
 QUOTA_MODES = Vocabulary.from_ontology(load_ontology()).quota_modes
@@ -28,6 +29,8 @@ bp = ApiBlueprint("nominations", __name__, url_prefix="/api/nominations",
                   description="好课程、好教材推荐：评分、名单优化、名单核验与导出")
 
 READERS = ("evaluator", "admin")
+#: The job kind of the nomination optimiser (each request's kind ends with its key, see api.analytics.solve).
+NOMINATION_JOB = "推荐名单求解"
 FORMATS = ("json", "csv", "xlsx")
 UPLOAD_SUFFIXES = (".csv", ".xlsx")
 
@@ -102,13 +105,17 @@ def config_from(args: dict[str, Any]) -> Any:
     return NominationConfig.from_rules(graph().ontology.rules, **overrides)
 
 
-def optimise(args: dict[str, Any]) -> Any:
+def optimise(args: dict[str, Any]) -> Job:
+    """The nomination solve for the validated ``args`` as a job (:func:`api.analytics.solve`); bad overrides
+    are a 422 at once, before any job.  The key holds the resolved day (the scores age with it)."""
     from recommender.analytics.nominations import optimise_nominations
 
     config = config_from(args)
-    return optimise_nominations(snapshot(), config, demand=topic_demand(),
-                                                      as_of=as_of(args.get("date")), time_limit=30.0,
-                                                      ontology=graph().ontology)
+    catalogue, demand, day, ontology = snapshot(), topic_demand(), as_of(args.get("date")), graph().ontology
+    basis = {k: v for k, v in args.items() if k != "format"} | {"demand": demand is not None,
+                                                                "day": recommender().today(day)}
+    return solve(NOMINATION_JOB, basis, args["format"], lambda: optimise_nominations(
+        catalogue, config, demand=demand, as_of=day, time_limit=30.0, ontology=ontology))
 
 
 def check(args: dict[str, Any], source: Any) -> Any:
@@ -178,10 +185,10 @@ def scores_view(args: dict[str, Any]) -> dict[str, Any]:
 @bp.requires(*READERS)
 @bp.arguments(OptimiseBody)
 @bp.response(200, Nominations)
-@bp.doc(**downloadable(Nominations))
+@bp.doc(**solve_doc(Nominations))
 def optimise_view(args: dict[str, Any]) -> Any:
-    """在名额、案例占比（不少于 1/3）、机构上限与门槛约束下求解总分最高的年度名单；format=xlsx/csv 导出"""
-    return download(optimise(args), args["format"], f"nominations-{args.get('year') or 'current'}")
+    """在名额、案例占比（不少于 1/3）、机构上限与门槛约束下求解总分最高的年度名单；format=xlsx/csv 导出；求解较久时返回 202 与后台任务"""
+    return solved(optimise(args), args["format"], f"nominations-{args.get('year') or 'current'}")
 
 
 @bp.route("/check", methods=["POST"])

@@ -7,7 +7,10 @@ from typing import Any
 
 from flask import Blueprint, render_template, request
 
-from api.analytics import CoverageQuery, IndicatorQuery, ProgrammeBody, coverage, indicators, programme, topic_resources
+from api.analytics import (
+    PROGRAMME_JOB, CoverageQuery, IndicatorQuery, ProgrammeBody, coverage, finished, indicators, own_job, programme,
+    topic_resources,
+)
 from api.graph import graph
 from api.pages import load_form, page
 
@@ -50,17 +53,22 @@ def indicators_page() -> Any:
 @bp.route("/programme", methods=["GET", "POST"])
 @page(*READERS)
 def programme_page() -> Any:
-    result, errors = None, {}
+    """The builder; a solve that outlasts the wait shows 「正在求解…」 and comes back as ``?job=<id>`` when done."""
+    job, errors = None, {}
     if request.method == "POST":
         form = request.form
         data = {k: form.get(k) for k in ("institution", "class_type", "total_hours", "tolerance", "max_courses")}
         data.update(topics=form.getlist("topics"), categories=form.getlist("categories"),
                     own_courses=form.get("own_courses") == "1", format="json")
         args, errors = load_form(ProgrammeBody(), data)
-        result = programme(args).to_dict() if args is not None else None
+        job = finished(programme(args)) if args is not None else None
+    elif request.args.get("job", "").isdigit():
+        job = finished(own_job(int(request.args["job"]), PROGRAMME_JOB))
+    result = job.result if job is not None and job.state == "done" else None
+    solving = job.to_dict() if job is not None and job.state == "running" else None
     topics = [(n.id, n.props.get("name", n.id)) for n in graph().store.nodes("Topic")]
     categories = [(n.id, n.props.get("name", n.id)) for n in graph().store.nodes("CadreCategory")]
-    return render_template("designer/programme.html", result=result, errors=errors, form=request.form,
+    return render_template("designer/programme.html", result=result, solving=solving, errors=errors, form=request.form,
                            institutions=_institutions(), class_types=_choices("TrainingClass", "classType"),
                            topics=topics, categories=categories)
 

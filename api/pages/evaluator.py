@@ -7,8 +7,8 @@ from typing import Any
 
 from flask import Blueprint, render_template, request
 
-from api.analytics import download
-from api.nominations import CheckForm, OptimiseBody, check_upload, optimise, scores
+from api.analytics import finished, solved
+from api.nominations import CheckForm, OptimiseBody, check_upload, config_from, optimise, scores
 from api.pages import load_form, page
 
 __all__ = ["bp"]
@@ -30,17 +30,23 @@ def _case_gauges(result: dict[str, Any], share_min: float) -> list[dict[str, Any
 @bp.route("/")
 @page(*READERS)
 def nominations_page() -> Any:
-    result, gauges, errors = None, [], {}
+    """The optimiser; a solve that outlasts the wait shows 「正在求解…」 and reloads this page when done (the
+    same request then finds the finished job)."""
+    result, solving, gauges, errors = None, None, [], {}
     form = {k: request.args.get(k, "") for k in CONFIG_KEYS}
     if request.args.get("run"):
         args, errors = load_form(OptimiseBody(), form)
         if args is not None:
-            report = optimise(args)
-            result = {**report.to_dict(), "quota_mode": report.config.quota_mode}
-            gauges = _case_gauges(result, report.config.case_share_min)
+            job = finished(optimise(args))
+            if job.state == "running":
+                solving = job.to_dict()
+            else:
+                config = config_from(args)
+                result = {**job.result, "quota_mode": config.quota_mode}
+                gauges = _case_gauges(result, config.case_share_min)
     top = scores({"page": 1, "per_page": 20})
-    return render_template("evaluator/nominations.html", result=result, gauges=gauges, errors=errors, form=form,
-                           top=top)
+    return render_template("evaluator/nominations.html", result=result, solving=solving, gauges=gauges,
+                           errors=errors, form=form, top=top)
 
 
 @bp.route("/export")
@@ -50,7 +56,10 @@ def export() -> Any:
     args, errors = load_form(OptimiseBody(), {**{k: request.args.get(k, "") for k in CONFIG_KEYS}, "format": fmt})
     if args is None:
         return render_template("error.html", code=422, message=f"参数有误：{errors}"), 422
-    return download(optimise(args), args["format"], f"nominations-{args.get('year') or 'current'}")
+    job = finished(optimise(args))
+    if job.state == "running":
+        return render_template("evaluator/solving.html", solving=job.to_dict())
+    return solved(job, args["format"], f"nominations-{args.get('year') or 'current'}")
 
 
 @bp.route("/check", methods=["GET", "POST"])

@@ -16,14 +16,14 @@ function gxChart(id, option) {
   return chart;
 }
 
-async function gxPollJob(jobId, bar, text, done) {
-  const response = await fetch(`/api/admin/jobs/${jobId}`, { credentials: "same-origin" });
+async function gxPollJob(jobId, bar, text, done, base = "/api/admin/jobs/") {
+  const response = await fetch(`${base}${jobId}`, { credentials: "same-origin" });
   const job = await response.json();
   bar.style.width = `${job.percent}%`;
   const state = job.message.startsWith(job.state_name) ? "" : `${job.state_name}：`;  // "失败：…" says it already
   text.textContent = `${state}${job.message}（${job.percent}%）`;
   if (job.state === "running") {
-    setTimeout(() => gxPollJob(jobId, bar, text, done), 800);
+    setTimeout(() => gxPollJob(jobId, bar, text, done, base), 800);
   } else if (done) {
     done(job);
   }
