@@ -306,6 +306,7 @@ def test_a_file_result_is_served_by_any_worker(app, twin) -> None:
     page = client.get("/admin/jobs").get_data(as_text=True)
     assert f'href="/api/admin/jobs/{job.id}/file"' in page  # the finished export's file, from the jobs page
     assert f'href="/api/admin/jobs/{plain.id}/file"' not in page
+    assert "<td>系统（自动）</td>" in page and "<td>None</td>" not in page  # the plain job was started by no user
 
 
 def test_reindex_progress_rises_batch_by_batch_to_its_total(template_home, tmp_path) -> None:
