@@ -88,9 +88,13 @@ class TestScores:
         assert {k: p.value for k, p in parts.items()} == pytest.approx(
             {"expert": 0.8, "rating": 0.8, "completion": 0.9, "freshness": 1.0, "priority": 2 / 3, "demand": 0.5,
              "case_value": 1.0})
-        assert parts["expert"].points == pytest.approx(24.0)
-        assert course.score == pytest.approx(100 * (0.24 + 0.16 + 0.09 + 0.1 + 0.1 * 2 / 3 + 0.05 + 0.1))
-        assert course.eligible and course.branches == (THEORY,)
+        # case value has weight 0 by default (the quota guarantees the case share): the score is quality only
+        assert parts["case_value"].weight == 0 and parts["case_value"].points == 0
+        assert parts["expert"].points == pytest.approx(24.0 / 0.9)
+        assert course.score == pytest.approx(100 * (0.24 + 0.16 + 0.09 + 0.1 + 0.1 * 2 / 3 + 0.05) / 0.9)
+        assert course.eligible and course.rated and course.coverage == pytest.approx(1.0)
+        assert course.branches == (THEORY,)
+        assert "case_value" not in {p["key"] for p in course.to_dict()["得分明细"]}  # a weight-0 part is not shown
 
     def test_missing_components_drop_out_and_gates_are_reported(self):
         book = next(c for c in score_candidates(self.catalogue(), demand={"topic:marxism": 50}, as_of=self.AS_OF)
@@ -98,9 +102,39 @@ class TestScores:
         parts = {p.key: p for p in book.components}
         assert parts["completion"].value is None and parts["completion"].points == 0
         assert parts["demand"].value == 0.0
-        # available weights 0.9: (0.3·0.9 + 0.2·1 + 0.1·1 + 0.1·2/3) / 0.9
-        assert book.score == pytest.approx(100 * (0.27 + 0.2 + 0.1 + 0.1 * 2 / 3) / 0.9)
+        # available weights 0.8 of 0.9: (0.3·0.9 + 0.2·1 + 0.1·1 + 0.1·2/3 + 0.1·0) / 0.8
+        assert book.score == pytest.approx(100 * (0.27 + 0.2 + 0.1 + 0.1 * 2 / 3) / 0.8)
+        assert book.coverage == pytest.approx(0.8 / 0.9) and book.rated
         assert book.gate_failures == ("通过政治审核",) and not book.eligible
+        assert book.to_dict()["待通过"] == "待通过：政治审核"
+
+    def test_a_candidate_without_evidence_is_not_scored_and_ranks_last(self):
+        """No expert review, rating or completion: freshness and priority alone (0.2 of 0.9 < 0.5) do not make a
+        score — it shows 无数据, comes after every scored candidate however fresh it is, and cannot be nominated."""
+        bare = Course("course:bare", "无评价课程", 2, ("topic:marxism",), date_modified=self.AS_OF,
+                      political_review=True, quality_review=True, status="已发布")
+        catalogue = self.catalogue()
+        catalogue = CatalogueSnapshot.from_rows(topics=topics_from_ontology(),
+                                                courses=[*catalogue.courses.values(), bare],
+                                                textbooks=list(catalogue.textbooks.values()))
+        scored = score_candidates(catalogue, as_of=self.AS_OF)
+        assert scored[-1].id == "course:bare"
+        last = scored[-1]
+        assert not last.rated and not last.eligible and last.score == 0
+        assert last.coverage == pytest.approx(0.2 / 0.9)
+        assert last.to_dict()["总分"] is None and last.to_dict()["已计分"] is False
+
+    def test_a_case_bonus_is_a_weight_and_is_stated(self):
+        from recommender.analytics.scoring import scoring_rules
+
+        weights = {"expert": 0.3, "rating": 0.2, "case_value": 0.5}
+        course = next(c for c in score_candidates(self.catalogue(), weights=weights, as_of=self.AS_OF)
+                      if c.kind == "course")
+        assert {p.key: p.points for p in course.components}["case_value"] == pytest.approx(50.0)
+        rules = dict(scoring_rules(weights, 0.5))
+        assert rules["案例加分"].startswith("已启用") and "50.0 %" in rules["案例加分"]
+        assert dict(scoring_rules({"expert": 1.0, "case_value": 0}, 0.5))["案例加分"].startswith("未启用")
+        assert "低于 50.0 %" in rules["计分规则"]
 
     def test_custom_weights(self):
         scored = score_candidates(self.catalogue(), weights={"expert": 1.0}, as_of=self.AS_OF)

@@ -156,6 +156,8 @@ class _Reasons:
             return "未" + "、".join(item.gate_failures)
         if not item.published:
             return "未发布"
+        if not item.rated:
+            return f"评价数据不足（数据覆盖度 {100 * item.coverage:.1f} %），不计总分"
         if item.id in self.config.previous:
             return "往年已入选"
         if item.institution in self.over_inst:

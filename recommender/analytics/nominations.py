@@ -32,7 +32,9 @@ from kg.ontology import Ontology, load_ontology
 
 from recommender.analytics.errors import InputError, RuleError
 from recommender.analytics.exports import ID_HEADERS, Table
-from recommender.analytics.scoring import KIND_CLASS, Candidate, check_weights, component_labels, score_candidates
+from recommender.analytics.scoring import (
+    KIND_CLASS, Candidate, check_weights, component_labels, min_coverage, score_candidates, scoring_rules,
+)
 from recommender.analytics.solver import Family, explain_infeasible, explanation, solve, whole
 from recommender.catalogue.snapshot import CatalogueSnapshot
 from recommender.catalogue.vocabulary import Vocabulary
@@ -75,6 +77,7 @@ class NominationConfig:
     textbooks_total: int | None = None
     years: int | None = None
     section: str = ""
+    min_coverage: float = 0.0
 
     @classmethod
     def from_rules(cls, rules: Mapping[str, Any] | None = None, **overrides: Any) -> "NominationConfig":
@@ -92,6 +95,7 @@ class NominationConfig:
                 min_per_branch=int(block.get("min_per_branch") or 0), gates=tuple(block.get("gates") or ()),
                 weights=dict(block.get("weights") or {}), courses_total=block.get("courses_total"),
                 textbooks_total=block.get("textbooks_total"), years=block.get("years"), section=str(block.get("section", "")),
+                min_coverage=min_coverage(rules),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise RuleError(f"rules.yaml 的 nomination 配置不完整或类型不对：{exc}") from exc
@@ -143,6 +147,7 @@ class NominationConfig:
             ("推荐门槛", "、".join(ontology.property_labels.get(g, g) for g in self.gates) or "无"),
             ("往年已入选", f"{len(self.previous)} 项，不再入选"),
             ("推荐指标权重", "；".join(f"{labels.get(k, k)} {v:g}" for k, v in self.weights.items())),
+            *scoring_rules(self.weights, self.min_coverage, ontology),
         ]
 
 
@@ -378,8 +383,9 @@ def candidate_table(title: str, items: Sequence[Candidate]) -> Table:
     headers = ["序号", ID_HEADERS[0], "名称", "机构", "一级主题", "案例", "总分"] + [f"{labels[k]}得分" for k in keys]
     rows = []
     for n, c in enumerate(items, start=1):
-        points = {p.key: round(p.points, 2) if p.value is not None else "—" for p in c.components}
-        rows.append([n, c.id, c.name, c.institution_name, c.branch_names, c.is_case, round(c.score, 2)]
+        points = {p.key: round(p.points, 2) if p.value is not None and c.rated else "无数据" for p in c.components}
+        rows.append([n, c.id, c.name, c.institution_name, c.branch_names, c.is_case,
+                     round(c.score, 2) if c.rated else "无数据"]
                     + [points.get(k, "—") for k in keys])
     return Table(title, headers, rows)
 
@@ -397,7 +403,7 @@ def prepare(catalogue: CatalogueSnapshot, config: NominationConfig | None, deman
     config.validate()
     if candidates is None:
         candidates = score_candidates(catalogue, config.weights, demand, gates=config.gates, as_of=as_of, ontology=ontology)
-    return config, sorted(candidates, key=lambda c: (-c.score, c.id))
+    return config, sorted(candidates, key=lambda c: c.rank_key)
 
 
 def optimise_nominations(
