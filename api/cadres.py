@@ -21,6 +21,7 @@ from api.auth import ApiBlueprint, audit, current_user
 from api.graph import get_node, graph
 from api.reports import as_of, report_schema
 from api.services import CadreView, cadre_view
+from kg.spreadsheet import csv_row
 from recommender.service import MAX_INTENT_CHARS
 
 __all__ = ["bp"]
@@ -142,7 +143,7 @@ def records(args: dict[str, Any], cadre_id: str) -> Any:
     stamp = dt.date.today().isoformat()
     if args["format"] == "csv":
         buffer = io.StringIO()
-        csv.writer(buffer).writerows([header, *rows])
+        csv.writer(buffer).writerows(csv_row(r) for r in [header, *rows])
         body, media, suffix = buffer.getvalue().encode("utf-8-sig"), "text/csv; charset=utf-8", "csv"
     else:
         from openpyxl import Workbook

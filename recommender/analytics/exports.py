@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from kg.spreadsheet import csv_row, from_csv_cell
 from recommender.analytics.errors import InputError
 
 __all__ = ["ID_HEADERS", "Report", "Table", "export", "export_csv", "export_xlsx", "read_id_column"]
@@ -66,12 +67,12 @@ def export_csv(report: Report, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8-sig", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerows(_preamble(report))
+        writer.writerows(csv_row(r) for r in _preamble(report))
         for table in report.tables():
             writer.writerow([])
-            writer.writerow([table.title])
-            writer.writerow(table.headers)
-            writer.writerows([_cell(v) for v in row] for row in table.rows)
+            writer.writerow(csv_row([table.title]))
+            writer.writerow(csv_row(table.headers))
+            writer.writerows(csv_row(_cell(v) for v in row) for row in table.rows)
     return path
 
 
@@ -135,7 +136,7 @@ def _sheets(path: Path) -> list[list[list[Any]]]:
     suffix = path.suffix.lower()
     if suffix == ".csv":
         with path.open(encoding="utf-8-sig", newline="") as handle:
-            return [list(csv.reader(handle))]
+            return [[[from_csv_cell(v) for v in row] for row in csv.reader(handle)]]
     if suffix == ".xlsx":
         from openpyxl import load_workbook
 
