@@ -1,7 +1,9 @@
 """Settings read from the environment, once, in one place.
 
-Secrets (the Neo4j password) come only from the environment; the defaults suit a developer's machine:
-the embedded store under ``var/`` in the checkout and a Neo4j started by ``scripts/neo4j-dev``.
+Secrets (the Neo4j password) come only from the environment and have no default here: a store that needs one
+says so when it is opened (``scripts/neo4j-dev`` has its own development default for the server it starts).
+The other defaults suit a developer's machine: the embedded store under ``var/`` in the checkout and a Neo4j
+on the loopback address.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ class Settings:
     corpora: tuple[Path, ...]
     neo4j_uri: str
     neo4j_user: str
-    neo4j_password: str
+    neo4j_password: str | None  # None: NEO4J_PASSWORD is not set
     neo4j_database: str
     neo4j_batch_size: int
 
@@ -49,7 +51,7 @@ class Settings:
             corpora=corpus_dirs,
             neo4j_uri=env.get("NEO4J_URI", "bolt://127.0.0.1:7687"),
             neo4j_user=env.get("NEO4J_USER", "neo4j"),
-            neo4j_password=env.get("NEO4J_PASSWORD", "ganxun-dev-password"),
+            neo4j_password=env.get("NEO4J_PASSWORD") or None,
             neo4j_database=env.get("NEO4J_DATABASE", "neo4j"),
             neo4j_batch_size=int(env.get("GANXUN_NEO4J_BATCH", "5000")),
         )

@@ -14,6 +14,8 @@ from kg.store.embedded import EmbeddedStore
 FIXTURES = Path(__file__).parent / "fixtures"
 FIXTURE_CORPUS = FIXTURES / "corpus"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+#: The password ``scripts/neo4j-dev`` gives the server it starts (the code itself has no default for it).
+os.environ.setdefault("NEO4J_PASSWORD", "ganxun-dev-password")
 
 
 def require(condition: bool, reason: str) -> None:

@@ -166,7 +166,10 @@ class Neo4jStore(Store):
 
         def connect() -> Driver:
             try:
-                return GraphDatabase.driver(uri, auth=(settings.neo4j_user, settings.neo4j_password), connection_timeout=5)
+                # no NEO4J_PASSWORD: connect without credentials, so a server that wants them answers with the
+                # AuthError reported as 拒绝登录 (the password has no default in code)
+                auth = None if settings.neo4j_password is None else (settings.neo4j_user, settings.neo4j_password)
+                return GraphDatabase.driver(uri, auth=auth, connection_timeout=5)
             except (ValueError, neo4j_errors.ConfigurationError) as exc:
                 raise StoreError(f"NEO4J_URI『{uri}』无效（{exc}）：应形如 bolt://127.0.0.1:7687 或 neo4j://主机:7687") from None
 
