@@ -18,13 +18,17 @@ from flask import Response
 
 from api import fields as f
 from api.auth import ApiBlueprint, audit, current_user
+from api.errors import fail
 from api.graph import get_node, graph
 from api.reports import as_of, report_schema
-from api.services import CadreView, cadre_view
+from api.services import CadreView, cadre_view, study_choices
+from kg.ontology import load_ontology
 from kg.spreadsheet import csv_row
+from recommender.learner.choices import HIDDEN_STATES, FeedbackRules
+from recommender.ranking.recommend import completed_courses
 from recommender.service import MAX_INTENT_CHARS
 
-__all__ = ["bp"]
+__all__ = ["PLAN_CLASSES", "bp", "feedback_rules", "forget_choice", "put_choice", "study_plan"]
 
 bp = ApiBlueprint("cadres", __name__, url_prefix="/api/cadres",
                   description="干部本人：学时、缺口、学习地图、推荐、学习路径、本人档案下载")
@@ -58,6 +62,21 @@ LearningMap = report_schema("LearningMap", "学习地图：按板块分组的要
 Recommendations = report_schema("Recommendations", "推荐课程（附理由）、配套资源与主要缺口")
 LearningPath = report_schema("LearningPath", "学习路径：按先修顺序排列、达到本年度尚需学时的课程")
 Records = report_schema("CadreRecords", "本人培训记录")
+StudyPlan = report_schema("StudyPlan", "本人学习计划与对推荐的反馈：学习计划中的条目、已标记的条目（已学过、不相关、以后再说）及其生效情况")
+ChoiceReport = report_schema("StudyChoice", "对一个条目的标记：状态、状态名称、标记时间（北京时间）")
+
+#: Classes a cadre may keep in a study plan or answer as a suggestion: what can be taken, read or visited.
+PLAN_CLASSES = ("Course", "Textbook", "CaseStudy", "DemonstrationSite", "TeachingRoute", "TrainingClass")
+
+
+def feedback_rules() -> FeedbackRules:
+    """``rules.yaml`` ``feedback`` of the current graph's ontology: the states and their labels."""
+    return FeedbackRules.from_rules(graph().ontology.rules)
+
+
+class ChoiceBody(f.Schema):
+    state = f.String(required=True, validate=f.one_of(list(FeedbackRules.from_rules(load_ontology().rules).states)),
+                     metadata={"description": "planned（列入学习计划）| done（已学过）| irrelevant（不相关）| later（以后再说）"})
 
 
 def view(cadre_id: str, args: dict[str, Any]) -> CadreView:
@@ -125,6 +144,101 @@ def own_records(cadre_id: str) -> tuple[list[str], list[list[Any]]]:
                 row.append("是" if value is True else "否" if value is False else "" if value is None else value)
         rows.append(row)
     return header, rows
+
+
+# ─── the cadre's study plan and feedback (kg.choices; the ranker reads them with the profile) ───
+def _require_owner(cadre_id: str) -> None:
+    """A cadre changes only their own plan: administrators read it (``require_reader_of``) but do not write it."""
+    user = current_user()
+    if user is None:
+        fail(401, "请先登录")
+    if user.role != "cadre" or user.cadre_id != cadre_id:
+        fail(403, "学习计划与反馈只能由干部本人修改")
+
+
+def study_plan(view: CadreView) -> dict[str, Any]:
+    """The cadre's plan (kept items, with whether a record shows them completed) and their other marks, latest
+    first; a mark whose item has left the catalogue is still listed, so it can be withdrawn."""
+    g, rules = graph(), feedback_rules()
+    choices = view.profile.choices
+    nodes = {n.id: n for n in g.store.get_nodes(c.item_id for c in choices)}
+    catalogue = view.recommender.snapshot
+    done = {catalogue.course_ids[p] for p in completed_courses(view.profile, catalogue, view.day)}
+
+    def entry(choice: Any) -> dict[str, Any]:
+        node = nodes.get(choice.item_id)
+        spec = g.ontology.classes.get(node.label) if node is not None else None
+        props = node.props if node is not None else {}
+        until = choice.day + dt.timedelta(days=rules.later_days) if choice.state == "later" else None
+        return {
+            "编号": choice.item_id, "名称": props.get("name") or "（已不在目录中）", "类型": node.label if node else None,
+            "类型名称": spec.label if spec else "", "状态": choice.state, "状态名称": rules.label(choice.state),
+            "标记时间": choice.local.strftime("%Y-%m-%d %H:%M"), "学时": props.get("hours"),
+            "授课方式": props.get("deliveryMode"), "已有完成记录": choice.item_id in done,
+            "排后至": until.isoformat() if until else None,
+        }
+
+    entries = [entry(c) for c in choices]
+    return {
+        "干部编号": view.cadre_id,
+        "学习计划": [e for e in entries if e["状态"] == "planned"],
+        "已标记": [e for e in entries if e["状态"] != "planned"],
+        "状态": dict(rules.states),
+        "说明": (f"列入学习计划、标记为{'、'.join(rules.label(s) for s in HIDDEN_STATES if s != 'planned')}的条目不再出现在推荐中；"
+                 f"标记为「{rules.label('later')}」的在 {rules.later_days} 天内排在后面。标记为已学过不计学时，学时以培训记录为准。"),
+    }
+
+
+def put_choice(cadre_id: str, item_id: str, state: str) -> dict[str, Any]:
+    """Record the cadre's ``state`` for a catalogue item (404: no such item; 422: not an item one studies)."""
+    _require_owner(cadre_id)
+    g = graph()
+    node = g.store.get_node(item_id)
+    if node is None or node.label in g.personal_labels:
+        fail(404, f"未找到条目『{item_id}』")
+    if node.label not in PLAN_CLASSES:
+        names = "、".join(g.ontology.classes[c].label for c in PLAN_CLASSES)
+        fail(422, f"只能标记{names}，『{item_id}』是{g.ontology.classes[node.label].label}", {"item": [item_id]})
+    choice = study_choices().put(cadre_id, item_id, state)
+    label = feedback_rules().label(choice.state)
+    audit("标记学习条目", item_id, 状态=label)
+    return {"编号": item_id, "名称": node.props.get("name"), "状态": choice.state, "状态名称": label,
+            "标记时间": choice.local.strftime("%Y-%m-%d %H:%M")}
+
+
+def forget_choice(cadre_id: str, item_id: str) -> bool:
+    """Withdraw the cadre's mark on an item (out of the plan, feedback undone); False when there was none."""
+    _require_owner(cadre_id)
+    removed = study_choices().remove(cadre_id, [item_id]) > 0
+    if removed:
+        audit("撤销学习条目标记", item_id)
+    return removed
+
+
+@_route("/<path:cadre_id>/choices", StudyPlan, "本人学习计划与对推荐的反馈")
+def choices(args: dict[str, Any], cadre_id: str) -> dict[str, Any]:
+    return study_plan(view(cadre_id, args))
+
+
+@bp.route("/<path:cadre_id>/choices/<item_id>", methods=["PUT"])
+@bp.requires("cadre")
+@bp.arguments(ChoiceBody)
+@bp.response(200, ChoiceReport)
+@bp.alt_response(404, response="NOT_FOUND")
+def put_choice_route(body: dict[str, Any], cadre_id: str, item_id: str) -> dict[str, Any]:
+    """标记一个条目：列入学习计划、已学过、不相关或以后再说（只限本人；再次标记即更改）"""
+    return put_choice(cadre_id, item_id, body["state"])
+
+
+@bp.route("/<path:cadre_id>/choices/<item_id>", methods=["DELETE"])
+@bp.requires("cadre")
+@bp.response(200, ChoiceReport)
+@bp.alt_response(404, response="NOT_FOUND")
+def delete_choice_route(cadre_id: str, item_id: str) -> dict[str, Any]:
+    """撤销对一个条目的标记：移出学习计划或撤回反馈（只限本人）"""
+    if not forget_choice(cadre_id, item_id):
+        fail(404, f"『{item_id}』不在本人的学习计划或标记中")
+    return {"编号": item_id, "状态": None, "状态名称": "已撤销"}
 
 
 @bp.route("/<path:cadre_id>/records")

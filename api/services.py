@@ -29,8 +29,8 @@ from api.auth import ApiBlueprint
 from api.graph import graph, require_reader_of
 
 __all__ = ["INDEX_JOB", "CadreView", "Readiness", "bp", "cadre_view", "index_job", "init_app", "readiness",
-           "recommender", "search_service", "shared_result", "snapshot", "start_warm_up", "submit_index_update",
-           "warm_up"]
+           "recommender", "search_service", "shared_result", "snapshot", "start_warm_up", "study_choices",
+           "submit_index_update", "warm_up"]
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,20 @@ def recommender() -> Any:
     from recommender.service import Recommender
 
     gr = graph()
-    return gr.derived("recommender", lambda: Recommender(snapshot(), gr.store, search=_CurrentSearchVectors(snapshot())))
+    return gr.derived("recommender", lambda: Recommender(snapshot(), gr.store, search=_CurrentSearchVectors(snapshot()),
+                                                         choices=study_choices()))
+
+
+def study_choices() -> Any:
+    """The cadres' study plans and feedback (:class:`kg.choices.CadreChoices`): one file under ``GANXUN_HOME`` that
+    every worker opens, read with each profile and written by the cadre's own routes (:mod:`api.cadres`)."""
+    from kg.choices import CadreChoices
+
+    app = current_app._get_current_object()
+    found = app.extensions.get("ganxun.choices")
+    if found is None:
+        found = app.extensions.setdefault("ganxun.choices", CadreChoices.at_home(graph().settings.home))
+    return found
 
 
 class _CurrentSearchVectors:

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from kg.choices import CadreChoices
 from kg.config import Settings
 from kg.store import open_store
 from kg.store.base import Store
@@ -50,7 +51,8 @@ class LearningMap(Labelled):
 
 
 class Recommender:
-    """Per-cadre answers over a shared catalogue snapshot.  ``search`` is an open
+    """Per-cadre answers over a shared catalogue snapshot; ``choices``, when given, are the cadres' own study plans
+    and feedback (:mod:`kg.choices`), which every profile carries to the ranker.  ``search`` is an open
     :class:`recommender.search.service.SearchService` (or any :class:`~recommender.ranking.semantic.CourseVectors`); without
     one, the persisted search index is opened on first use (:attr:`vectors`).  One recommender serves every
     request thread, so what it builds lazily (the vectors, :meth:`mean_role`) is built once, under a lock."""
@@ -64,9 +66,11 @@ class Recommender:
         coverage: CoverageConfig | None = None,
         ranking: RankConfig | None = None,
         today: dt.date | Callable[[], dt.date] | None = None,
+        choices: CadreChoices | None = None,
     ) -> None:
         self.snapshot = snapshot
         self.store = store
+        self.choices = choices  # the cadres' study plans and feedback, read with each profile
         self.coverage = coverage or CoverageConfig.from_rules(snapshot.ontology.rules)
         self.ranker = Ranker(snapshot, ranking)
         self._today = today
@@ -124,7 +128,7 @@ class Recommender:
     # ── answers ──
     def profile(self, cadre_id: str, today: dt.date | None = None) -> CadreProfile:
         """Role, merged requirements and the records dated up to ``today``."""
-        return fetch_profile(self.store, self.snapshot, cadre_id, until=self.today(today))
+        return fetch_profile(self.store, self.snapshot, cadre_id, until=self.today(today), choices=self.choices)
 
     def hours(self, cadre_id: str, today: dt.date | None = None) -> HourReport:
         day = self.today(today)

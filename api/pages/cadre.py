@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, flash, render_template, request
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from marshmallow import ValidationError
 
 from api.auth import current_user
-from api.pages import page
+from api.cadres import ChoiceBody, feedback_rules, forget_choice, put_choice, study_plan
+from api.errors import fail
+from api.pages import load_form, page
 from api.reports import as_of
-from api.services import cadre_view
+from api.services import cadre_view, study_choices
+from kg.choices import Choice
 from recommender.errors import InvalidRequest
 
 __all__ = ["bp"]
@@ -53,7 +56,48 @@ def overview() -> Any:
         recs=recs.to_dict(),
         path=view.learning_path().to_dict(),
         intent=intent or "",
+        plan=study_plan(view),
+        feedback=feedback_rules(),
+        own=current_user().cadre_id == cadre_id,
     ), status
+
+
+# ─── the cadre's own study plan and feedback, from buttons on the overview and on item pages ───
+def choice_of(cadre_id: str, item_id: str) -> Choice | None:
+    """The cadre's mark on one item, for the buttons of its page."""
+    return next((c for c in study_choices().of(cadre_id) if c.item_id == item_id), None)
+
+
+def _back() -> Any:
+    """Back where the button was pressed (a same-site path from the form), else the overview."""
+    from api.pages.account import _safe_next
+
+    return redirect(_safe_next(request.form.get("next")) or url_for("cadre.overview"))
+
+
+@bp.route("/choices", methods=["POST"])
+@page("cadre")
+def mark() -> Any:
+    """Keep an item in the plan or answer it (已学过 / 不相关 / 以后再说); the next list respects it."""
+    body, errors = load_form(ChoiceBody(), {"state": request.form.get("state")})
+    item_id = (request.form.get("item") or "").strip()
+    if body is None or not item_id:
+        fail(422, "请选择要标记的条目和标记", {**errors, **({} if item_id else {"item": ["缺少条目编号"]})})
+    done = put_choice(current_user().cadre_id, item_id, body["state"])
+    flash(f"已将『{done['名称']}』标记为「{done['状态名称']}」；推荐清单已按此更新。")
+    return _back()
+
+
+@bp.route("/choices/remove", methods=["POST"])
+@page("cadre")
+def unmark() -> Any:
+    """Take an item out of the plan, or withdraw feedback on it."""
+    item_id = (request.form.get("item") or "").strip()
+    if not item_id:
+        fail(422, "缺少条目编号", {"item": ["缺少条目编号"]})
+    if forget_choice(current_user().cadre_id, item_id):
+        flash("已撤销该条目的标记。")
+    return _back()
 
 
 @bp.route("/map")

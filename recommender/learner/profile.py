@@ -21,6 +21,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from kg.choices import CadreChoices, Choice
 from kg.ontology import Ontology
 from kg.store.base import Store
 from recommender.errors import UnknownCadre
@@ -141,6 +142,7 @@ class CadreProfile(Labelled):
     leadership_level: str | None
     requirements: tuple[Requirement, ...]
     records: tuple[Record, ...] = ()
+    choices: tuple[Choice, ...] = ()  # the cadre's study plan and feedback (kg.choices), latest first
 
     LABELS: ClassVar[dict[str, str]] = {
         "cadre_id": "干部编号", "name": "姓名", "category_name": "干部类别", "hour_group": "学时分组",
@@ -291,8 +293,10 @@ def core_topics(snapshot: CatalogueSnapshot) -> frozenset[str]:
     return frozenset(found)
 
 
-def fetch_profile(store: Store, snapshot: CatalogueSnapshot, cadre_id: str, until: dt.date | None = None) -> CadreProfile:
-    """The cadre's role, merged requirements and records; :class:`UnknownCadre` when no such cadre."""
+def fetch_profile(store: Store, snapshot: CatalogueSnapshot, cadre_id: str, until: dt.date | None = None,
+                  choices: CadreChoices | None = None) -> CadreProfile:
+    """The cadre's role, merged requirements and records, and their own choices from ``choices`` when given;
+    :class:`UnknownCadre` when no such cadre."""
     ontology = snapshot.ontology
     node = store.get_node(cadre_id) if isinstance(cadre_id, str) else None
     if node is None or node.label != "Cadre":
@@ -321,4 +325,5 @@ def fetch_profile(store: Store, snapshot: CatalogueSnapshot, cadre_id: str, unti
         leadership_level=node.get("leadershipLevel"),
         requirements=requirements,
         records=tuple(fetch_records(store, ontology, cadre_id, until)),
+        choices=choices.of(cadre_id) if choices is not None else (),
     )

@@ -53,6 +53,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from recommender.errors import InvalidRequest
+from recommender.learner.choices import ChoiceEffect, FeedbackRules, choice_effect
 from recommender.learner.gaps import Gap, GapReport, decay
 from recommender.labelled import Labelled
 from recommender.learner.profile import SIDES, CadreProfile
@@ -262,6 +263,7 @@ class _Scored:
     prereq_threshold: np.ndarray
     semantic: np.ndarray | None = None
     role: np.ndarray | None = None
+    choices: ChoiceEffect | None = None  # the cadre's plan and feedback, applied to ``total``
 
 
 @dataclass(frozen=True)
@@ -422,8 +424,13 @@ class Ranker:
         total[self._unpublished] = -np.inf
         if done:
             total[np.fromiter(done, dtype=np.int64)] = -np.inf
+        choices = (choice_effect(profile.choices, s.course_pos, FeedbackRules.from_rules(s.ontology.rules), today)
+                   if profile.choices else None)
+        if choices is not None:  # kept, learnt, irrelevant: left out; 以后再说: pushed down for a while
+            total[choices.hidden] = -np.inf
+            total[choices.later] -= np.float32(choices.penalty)
         scored = _Scored(total, gap, graph, self._signature_of, fresh, mask, self._declared & ~matching,
-                         lacks_case, lacks_interactive, prereq_threshold)
+                         lacks_case, lacks_interactive, prereq_threshold, choices=choices)
         return scored, done
 
     def _pool(self, total: np.ndarray, today: dt.date) -> np.ndarray:
@@ -514,11 +521,14 @@ class Ranker:
         chosen = self._select(pool, flows, needs, total, scored.gap[scored.signature[pool]], gaps, k, lead, fallback[pool],
                               fit)
         items = self._suggestions(chosen, scored, gaps, intent.text if intent else None, choice, fallback)
-        materials = self._materials(gaps, len(items)) if with_materials else ()
+        hidden = scored.choices.hidden_ids if scored.choices is not None else frozenset()
+        materials = self._materials(gaps, len(items), hidden) if with_materials else ()
         note = ""
         if choice is not None and not choice.matched:
             note = (f"你的学习意向「{intent.text}」与本人岗位和培训对象要求学习的主题都不接近；"
                     "清单前几门是与意向最接近的课程，其余仍按你的知识缺口推荐。")
+        if scored.choices is not None:
+            note = f"{note}{scored.choices.note()}"
         return Recommendations(profile.cadre_id, today, intent.text if intent else None, profile.cold_start, items,
                                materials, gaps.gaps[: max(3, c.material_gaps)], note)
 
@@ -748,6 +758,8 @@ class Ranker:
             details.append(f"课程面向{'、'.join(own)}，与你的身份相符")
         if fallback:
             details.append(f"课程主要面向{'、'.join(self._audience_names(course))}；面向你的课程不足，暂列于此")
+        if scored.choices is not None and (marked := scored.choices.detail(s.course_ids[course])):
+            details.append(marked)
         signature = scored.signature[course]
         parts = {"gap": float(scored.gap[signature]), "graph": float(scored.graph[signature]), "format": float(bool(formats)),
                  "audience": float(bool(own)), "freshness": float(scored.freshness[course]),
@@ -777,15 +789,16 @@ class Ranker:
             parts=parts,
         )
 
-    def _materials(self, gaps: GapReport, offset: int) -> tuple[Suggestion, ...]:
-        """For the largest gaps: the best textbook, and the best case or on-site teaching site, on the topic."""
+    def _materials(self, gaps: GapReport, offset: int, hidden: frozenset[str] = frozenset()) -> tuple[Suggestion, ...]:
+        """For the largest gaps: the best textbook, and the best case or on-site teaching site, on the topic
+        (none the cadre kept or dismissed: ``hidden``)."""
         s = self.snapshot
         out: list[Suggestion] = []
         for gap in gaps.gaps[: self.config.material_gaps]:
             under = s.narrower_closure(gap.topic_id)
             found: list[Material] = []
             for topic in sorted(under, key=lambda t: (t != gap.topic_id, t)):
-                found.extend(s.materials_by_topic.get(s.topic_pos[topic], []))
+                found.extend(m for m in s.materials_by_topic.get(s.topic_pos[topic], []) if m.id not in hidden)
             picked: list[Material] = []
             textbook = next((m for m in found if m.kind == "Textbook"), None)
             example = next((m for m in found if m.kind in ("CaseStudy", "DemonstrationSite")), None)
