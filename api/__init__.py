@@ -13,7 +13,10 @@ Every response names the worker process that answered (``X-Ganxun-Worker``) and 
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 import os
+import secrets
 import time
 from pathlib import Path
 from typing import Any
@@ -24,7 +27,9 @@ from kg.config import Settings
 
 __all__ = ["ConfigError", "create_app"]
 
-DEV_SECRET = "ganxun-dev-only-secret"
+#: The shortest secret production accepts (``secrets.token_hex(16)`` is 32 characters).
+MIN_SECRET_LENGTH = 32
+log = logging.getLogger(__name__)
 
 
 class ConfigError(RuntimeError):
@@ -39,6 +44,11 @@ def _defaults(settings: Settings) -> dict[str, Any]:
         "SECRET_KEY": env.get("GANXUN_SECRET_KEY"),
         "ACCOUNTS_DB": env.get("GANXUN_ACCOUNTS_DB", str(settings.home / "accounts.db")),
         "TOKEN_DAYS": int(env.get("GANXUN_TOKEN_DAYS", "30")),
+        # a login session ends after this many hours (and on logout, a password or role change, deactivation)
+        "SESSION_HOURS": float(env.get("GANXUN_SESSION_HOURS", "8")),
+        # wrong passwords allowed per account and per address before a 429 (api.security)
+        "LOGIN_LIMIT_ACCOUNT": env.get("GANXUN_LOGIN_LIMIT_ACCOUNT", "10 per minute"),
+        "LOGIN_LIMIT_ADDRESS": env.get("GANXUN_LOGIN_LIMIT_ADDRESS", "10 per minute"),
         "PASSWORD_METHOD": "scrypt",  # werkzeug's default; tests use a cheaper one
         "AS_OF": env.get("GANXUN_AS_OF"),  # None: today
         "INDEX_DIR": env.get("GANXUN_INDEX_DIR", str(settings.home / "index")),
@@ -71,10 +81,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config.from_pyfile(str(Path(settings.home) / "api_config.py"), silent=True)
     if test_config:
         app.config.from_mapping(test_config)
-    if not app.config["SECRET_KEY"]:
-        if not (app.testing or app.debug or app.config["DEVELOPMENT"]):
-            raise ConfigError("生产环境必须设置环境变量 GANXUN_SECRET_KEY（例如 python -c 'import secrets; print(secrets.token_hex(32))'）")
-        app.config["SECRET_KEY"] = DEV_SECRET
+    _secret_key(app)
+    app.config["PERMANENT_SESSION_LIFETIME"] = dt.timedelta(hours=app.config["SESSION_HOURS"])
     app.json.ensure_ascii = False
     app.json.sort_keys = False
 
@@ -97,11 +105,28 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     for module in (services, auth, catalogue, search, cadres, analytics, nominations, transfer, admin):
         api.register_blueprint(module.bp)
 
-    from api import pages
+    from api import pages, security
 
     pages.init_app(app)
+    security.init_app(app)
     app.wsgi_app = errors.RequestGuard(app.wsgi_app, app.config["REQUEST_TIMEOUT"])
     return app
+
+
+def _secret_key(app: Flask) -> None:
+    """Production needs ``GANXUN_SECRET_KEY`` of at least :data:`MIN_SECRET_LENGTH` characters; a development or
+    test server without one signs with a random key of its own, so no session can be forged from a constant
+    in the source (and its sessions end when it restarts)."""
+    development = app.testing or app.debug or app.config["DEVELOPMENT"]
+    hint = "（例如 python -c 'import secrets; print(secrets.token_hex(32))'）"
+    key = app.config["SECRET_KEY"]
+    if not key:
+        if not development:
+            raise ConfigError(f"生产环境必须设置环境变量 GANXUN_SECRET_KEY{hint}")
+        app.config["SECRET_KEY"] = secrets.token_hex(32)
+        log.warning("未设置 GANXUN_SECRET_KEY，已为本次启动生成随机密钥，重启后会话失效")
+    elif not development and len(key) < MIN_SECRET_LENGTH:
+        raise ConfigError(f"GANXUN_SECRET_KEY 太短（{len(key)} 个字符）：生产环境至少 {MIN_SECRET_LENGTH} 个字符{hint}")
 
 
 def _start_clock() -> None:

@@ -41,8 +41,6 @@ def serve(host: str, port: int, debug: bool, warm: bool) -> None:
     app = create_app({"DEVELOPMENT": True, "DEBUG": debug})
     if warm:
         start_warm_up(app)
-    if not os.environ.get("GANXUN_SECRET_KEY"):
-        click.echo("提示：未设置 GANXUN_SECRET_KEY，使用仅供开发的密钥；生产环境必须设置。", err=True)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     click.echo(f"干训服务已启动：http://{shown}:{port}/  （API 文档：http://{shown}:{port}/docs ，按 Ctrl+C 停止）")
     sys.stdout.flush()

@@ -1,7 +1,11 @@
-"""Users, API tokens and the audit log, in a small SQLite database of their own under ``Settings.home``.
+"""Users, login sessions, API tokens and the audit log, in a small SQLite database of their own under
+``Settings.home`` (created readable by its owner only: it holds password hashes).
 
 Kept apart from the graph store on purpose: the graph can be rebuilt from corpora at any time, accounts and
-the audit trail cannot.  Passwords are stored as werkzeug hashes; API tokens only as SHA-256 digests.
+the audit trail cannot.  Passwords are stored as werkzeug hashes; session ids and API tokens only as SHA-256
+digests.  Sessions live here, not in the cookie, so that they can be revoked: the cookie carries only a random
+session id, which logout deletes, and a password change, a role change or a deactivation deletes every session
+and token of that user.  Passwords must pass :func:`check_password` (length, not all digits, not common).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import json
 import secrets
 import sqlite3
 import threading
+from functools import cache
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,20 +26,25 @@ from typing import Any
 from flask import Flask, current_app
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from kg.sqlite import immediate
+from kg.sqlite import immediate, private_file
 
 __all__ = [
     "ROLES",
     "AccountError",
     "Accounts",
     "AuditEntry",
+    "PASSWORD_MIN_LENGTH",
     "User",
     "accounts",
+    "check_password",
     "init_app",
 ]
 
 #: Application roles (not part of the domain ontology): identifier → Chinese name.
 ROLES: dict[str, str] = {"cadre": "学员", "designer": "课程设计者", "evaluator": "评估者", "admin": "管理员"}
+
+PASSWORD_MIN_LENGTH = 10
+COMMON_PASSWORDS_FILE = Path(__file__).parent / "data" / "common-passwords.txt"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (
@@ -48,6 +58,12 @@ CREATE TABLE IF NOT EXISTS users (
     created TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS tokens (
+    digest TEXT PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    created TEXT NOT NULL,
+    expires TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sessions (
     digest TEXT PRIMARY KEY,
     user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
     created TEXT NOT NULL,
@@ -123,15 +139,38 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+@cache
+def _common_passwords() -> frozenset[str]:
+    lines = COMMON_PASSWORDS_FILE.read_text(encoding="utf-8").splitlines()
+    return frozenset(line.strip().lower() for line in lines if line.strip() and not line.startswith("#"))
+
+
+def check_password(password: str, username: str | None = None) -> None:
+    """Refuse a password an attacker would try first (:class:`AccountError` naming the field ``password``): shorter
+    than :data:`PASSWORD_MIN_LENGTH`, only digits, the user name, or one of the common passwords shipped in
+    ``api/data/common-passwords.txt`` (compared without regard to case)."""
+    if len(password) < PASSWORD_MIN_LENGTH:
+        raise AccountError(f"密码至少 {PASSWORD_MIN_LENGTH} 个字符", "password")
+    if password.isdigit():
+        raise AccountError("密码不能全是数字", "password")
+    if username and password.casefold() == username.casefold():
+        raise AccountError("密码不能与用户名相同", "password")
+    if password.lower() in _common_passwords():
+        raise AccountError("密码过于常见，容易被猜中，请换一个", "password")
+
+
 class Accounts:
     """The accounts database; one connection per thread (the server runs requests in threads)."""
 
-    def __init__(self, path: Path, token_days: int = 30, password_method: str = "scrypt") -> None:
+    def __init__(self, path: Path, token_days: int = 30, password_method: str = "scrypt",
+                 session_hours: float = 8) -> None:
         self.path = Path(path)
         self.token_days = token_days
+        self.session_hours = session_hours
         self.password_method = password_method
         self._local = threading.local()
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(self.path)
         self._conn().executescript(_SCHEMA)
         self._dummy_hash = generate_password_hash(secrets.token_hex(8), password_method)
 
@@ -160,7 +199,7 @@ class Accounts:
         self, username: str, password: str, role: str, display_name: str | None = None, cadre_id: str | None = None
     ) -> User:
         """Add a user; a cadre account must name the cadre whose records it may see."""
-        self._check(role, cadre_id, password)
+        self._check(role, cadre_id, password, username)
         try:
             with self._tx() as conn:
                 cur = conn.execute(
@@ -173,13 +212,13 @@ class Accounts:
         return self.get(cur.lastrowid)  # type: ignore[return-value]
 
     @staticmethod
-    def _check(role: str, cadre_id: str | None, password: str | None) -> None:
+    def _check(role: str, cadre_id: str | None, password: str | None, username: str | None) -> None:
         if role not in ROLES:
             raise AccountError("角色应为以下之一：" + "、".join(ROLES), "role")
         if role == "cadre" and not cadre_id:
             raise AccountError("学员账号必须关联一名干部（cadre_id）", "cadre_id")
-        if password is not None and len(password) < 8:
-            raise AccountError("密码至少 8 个字符", "password")
+        if password is not None:
+            check_password(password, username)
 
     def update_user(
         self,
@@ -191,12 +230,14 @@ class Accounts:
         active: bool | None = None,
         password: str | None = None,
     ) -> User:
+        """Change a user; a new password, another role or a deactivation ends every session and token of theirs
+        (whoever holds one must log in again under the new terms)."""
         user = self.get(user_id)
         if user is None:
             raise LookupError(user_id)
         role = role or user.role
         cadre_id = cadre_id if cadre_id is not None else user.cadre_id
-        self._check(role, cadre_id, password)
+        self._check(role, cadre_id, password, user.username)
         with self._tx() as conn:
             conn.execute(
                 "UPDATE users SET role=?, cadre_id=?, display_name=?, active=? WHERE id=?",
@@ -206,8 +247,9 @@ class Accounts:
             if password is not None:
                 conn.execute("UPDATE users SET password_hash=? WHERE id=?",
                              (generate_password_hash(password, self.password_method), user_id))
-            if active is False or password is not None:
+            if active is False or password is not None or role != user.role:
                 conn.execute("DELETE FROM tokens WHERE user_id=?", (user_id,))
+                conn.execute("DELETE FROM sessions WHERE user_id=?", (user_id,))
         return self.get(user_id)  # type: ignore[return-value]
 
     def get(self, user_id: int) -> User | None:
@@ -232,6 +274,31 @@ class Accounts:
             return None
         user = self._user(row[:-1])
         return user if user.active and check_password_hash(row[-1], password) else None
+
+    # ─── login sessions (the cookie holds only the id) ───
+    def open_session(self, user: User) -> str:
+        """A new session for the user, valid for ``session_hours``; returns its id (only the digest is stored)."""
+        session_id = secrets.token_urlsafe(32)
+        now = _now()
+        with self._tx() as conn:
+            conn.execute("DELETE FROM sessions WHERE expires < ?", (now.isoformat(),))
+            conn.execute("INSERT INTO sessions(digest, user_id, created, expires) VALUES (?,?,?,?)",
+                         (_digest(session_id), user.id, now.isoformat(),
+                          (now + dt.timedelta(hours=self.session_hours)).isoformat()))
+        return session_id
+
+    def user_for_session(self, session_id: str) -> User | None:
+        """The active user of a session that has neither ended nor expired, else None."""
+        row = self._conn().execute(
+            f"SELECT {', '.join('u.' + c for c in self._USER_COLUMNS.split(', '))} FROM sessions s "
+            "JOIN users u ON u.id = s.user_id WHERE s.digest=? AND s.expires >= ? AND u.active=1",
+            (_digest(session_id), _now().isoformat()),
+        ).fetchone()
+        return self._user(row) if row else None
+
+    def end_session(self, session_id: str) -> None:
+        with self._tx() as conn:
+            conn.execute("DELETE FROM sessions WHERE digest=?", (_digest(session_id),))
 
     # ─── tokens ───
     def issue_token(self, user: User) -> tuple[str, str]:
@@ -287,9 +354,10 @@ class Accounts:
 
 
 def init_app(app: Flask) -> None:
-    """One accounts database per app, at ``ACCOUNTS_DB``; passwords hashed with ``PASSWORD_METHOD``."""
+    """One accounts database per app, at ``ACCOUNTS_DB``; passwords hashed with ``PASSWORD_METHOD``; sessions
+    last ``SESSION_HOURS``."""
     app.extensions["ganxun.accounts"] = Accounts(Path(app.config["ACCOUNTS_DB"]), app.config["TOKEN_DAYS"],
-                                                 app.config["PASSWORD_METHOD"])
+                                                 app.config["PASSWORD_METHOD"], app.config["SESSION_HOURS"])
 
 
 def accounts() -> Accounts:

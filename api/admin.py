@@ -8,7 +8,7 @@ from typing import Any
 from flask import send_file
 
 from api import fields as f
-from api.accounts import ROLES, AccountError, accounts
+from api.accounts import PASSWORD_MIN_LENGTH, ROLES, AccountError, accounts
 from api.auth import ApiBlueprint, UserSchema, audit, current_user
 from api.errors import fail
 from api.graph import graph
@@ -22,7 +22,8 @@ bp = ApiBlueprint("admin", __name__, url_prefix="/api/admin", description="管�
 
 class NewUser(f.Schema):
     username = f.String(required=True, validate=f.length(1, 80))
-    password = f.String(required=True, validate=f.length(8, 200))
+    password = f.String(required=True, validate=f.length(PASSWORD_MIN_LENGTH, 200),
+                        metadata={"description": f"至少 {PASSWORD_MIN_LENGTH} 个字符，不能全是数字、与用户名相同或是常见密码"})
     role = f.String(required=True, validate=f.one_of(ROLES))
     display_name = f.String(validate=f.length(1, 80))
     cadre_id = f.String(validate=f.length(1, 200), metadata={"description": "学员账号关联的干部编号"})
@@ -33,7 +34,8 @@ class UserChange(f.Schema):
     display_name = f.String(validate=f.length(1, 80))
     cadre_id = f.String(validate=f.length(1, 200))
     active = f.Boolean()
-    password = f.String(validate=f.length(8, 200))
+    password = f.String(validate=f.length(PASSWORD_MIN_LENGTH, 200),
+                        metadata={"description": f"至少 {PASSWORD_MIN_LENGTH} 个字符，不能全是数字、与用户名相同或是常见密码"})
 
 
 class AuditQuery(f.Schema):

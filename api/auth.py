@@ -1,8 +1,10 @@
 """Who is asking: session cookies for the pages, bearer tokens for other systems, roles on every API route.
 
-The JSON API answers an anonymous request with 401 and a request from the wrong role with 403; the pages
-redirect anonymous visitors to the login page (see ``api.errors``).  Every change is written to the audit log
-through :func:`audit`.
+The cookie holds only the id of a session kept in the accounts database (:mod:`api.accounts`), so logout, a
+password or role change and a deactivation end it on the server; a cookie of the older ``{"user_id": …}`` shape
+is not honoured.  The JSON API answers an anonymous request with 401 and a request from the wrong role with
+403; the pages redirect anonymous visitors to the login page (see ``api.errors``).  Every change is written to
+the audit log through :func:`audit`; login attempts are throttled by :mod:`api.security`.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from api import fields as f
 from api.accounts import ROLES, User, accounts
 from api.errors import fail
 
-__all__ = ["ApiBlueprint", "audit", "bp", "current_user", "init_app", "role_check"]
+__all__ = ["ApiBlueprint", "audit", "bp", "current_user", "end_session", "init_app", "role_check", "start_session"]
 
 SECURITY = [{"bearer": []}, {"cookie": []}]
 
@@ -65,6 +67,23 @@ def audit(action: str, target: str | None = None, **detail: Any) -> None:
     accounts().audit(user.username if user else None, action, target, detail, request.remote_addr)
 
 
+def start_session(user: User) -> None:
+    """Log ``user`` in on this browser: a fresh cookie (nothing of an earlier session, or of an attacker's
+    planted one, survives) naming a new server-side session of ``SESSION_HOURS``."""
+    session.clear()
+    session["sid"] = accounts().open_session(user)
+    session.permanent = True  # the cookie expires with the server-side session (PERMANENT_SESSION_LIFETIME)
+    g.user = user
+
+
+def end_session() -> None:
+    """Log out on this browser: the server-side session is deleted, so a copy of the cookie is worth nothing."""
+    session_id = session.get("sid")
+    if isinstance(session_id, str):
+        accounts().end_session(session_id)
+    session.clear()
+
+
 def _load_user() -> None:
     """Resolve the caller once per request: a bearer token wins over the session cookie."""
     g.user = None
@@ -72,10 +91,9 @@ def _load_user() -> None:
     if header[:7].lower() == "bearer ":
         g.user = accounts().user_for_token(header[7:].strip())
         return
-    user_id = session.get("user_id")
-    if isinstance(user_id, int):
-        user = accounts().get(user_id)
-        g.user = user if user is not None and user.active else None
+    session_id = session.get("sid")
+    if isinstance(session_id, str):
+        g.user = accounts().user_for_session(session_id)
 
 
 def init_app(app: Flask) -> None:
@@ -112,8 +130,9 @@ class UserSchema(f.Schema):
 @bp.arguments(Credentials)
 @bp.response(201, TokenSchema)
 @bp.alt_response(401, response="UNAUTHORIZED")
+@bp.alt_response(429, response="TOO_MANY_REQUESTS", description="登录失败次数过多（按账号、按地址分别计数），稍后再试")
 def issue_token(creds: dict[str, str]) -> dict[str, Any]:
-    """用用户名和密码换取访问令牌"""
+    """用用户名和密码换取访问令牌（密码错误过多时 429）"""
     user = accounts().authenticate(creds["username"], creds["password"])
     if user is None:
         accounts().audit(creds["username"], "登录失败", None, {"方式": "令牌"}, request.remote_addr)

@@ -115,6 +115,8 @@ def get_node(node_id: str, label: str | None = None) -> Node:
     administrator reads anyone's; designers and evaluators read none.
     """
     g = graph()
+    if label == "Cadre":  # access first: an unknown id and another cadre's id get the same 403
+        require_reader_of(node_id)
     node = g.store.get_node(node_id)
     if node is None or (label is not None and node.label != label):
         spec = g.ontology.classes.get(label or "")

@@ -45,7 +45,7 @@ from typing import Any
 
 from flask import Flask, current_app
 
-from kg.sqlite import immediate
+from kg.sqlite import immediate, private_file
 
 __all__ = ["DEAD_WORKER", "Job", "JobBusy", "Jobs", "Progress", "STATES", "Work", "init_app", "jobs"]
 
@@ -202,6 +202,7 @@ class Jobs:
         self.busy_seconds = busy_seconds
         self._app = app
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(self.path)  # results can hold personal data (a batch of recommendations)
         with self._connect() as conn:
             conn.execute("PRAGMA journal_mode=WAL")  # persistent: set once for the file
             conn.executescript(_SCHEMA)

@@ -22,7 +22,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, current_app, g
+from flask import Flask, current_app, g, request
 
 from api import fields as f
 from api.auth import ApiBlueprint
@@ -343,9 +343,20 @@ def cadre_view(cadre_id: str, day: dt.date | None) -> CadreView:
     check."""
     require_reader_of(cadre_id)
     views: dict[tuple[str, dt.date | None], CadreView] = g.setdefault("ganxun_cadre_views", {})
+    if all(seen != cadre_id for seen, _ in views):
+        _audit_reader(cadre_id)
     if (cadre_id, day) not in views:
         views[cadre_id, day] = CadreView(cadre_id, day)
     return views[cadre_id, day]
+
+
+def _audit_reader(cadre_id: str) -> None:
+    """Someone other than the cadre (an administrator) reads their personal data: once per request and cadre,
+    naming what was read (the route or page)."""
+    from api.auth import audit, current_user
+
+    if current_user().cadre_id != cadre_id:
+        audit("查阅干部数据", cadre_id, 内容=request.endpoint)
 
 
 def init_app(app: Flask) -> None:

@@ -110,6 +110,9 @@ def import_uploads(uploads: list[FileStorage], default_type: str | None) -> dict
                       for i in exc.issues]
             audit("导入被拒绝", None, files=list(shown.values()), problems=len(issues))
             raise ImportRejected(f"校验未通过：{len(issues)} 个问题；未写入任何数据", issues=issues) from None
+        except Exception as exc:  # the import died (a store error, a bug): nothing was written, say who tried what
+            audit("导入失败", None, files=list(shown.values()), error=f"{type(exc).__name__}: {exc}"[:500])
+            raise
     g.refresh(force=True)  # this worker answers from the new version at once; the others within a second
     audit("导入", None, files=list(shown.values()), nodes=len(report.nodes), edges=len(report.edges))
     return {"files": list(shown.values()), "nodes": len(report.nodes), "edges": len(report.edges)}

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from kg.ontology import Ontology
+from kg.spreadsheet import from_csv_cell
 
 __all__ = ["SUPPORTED_SUFFIXES", "SourceRow", "read_rows"]
 
@@ -42,7 +43,7 @@ def read_rows(path: Path, ontology: Ontology, default_type: str | None = None) -
         yield from _jsonl_rows(path)
     elif suffix == ".csv":
         with path.open(encoding="utf-8-sig", newline="") as handle:
-            reader = csv.reader(handle)
+            reader = ([from_csv_cell(v) for v in row] for row in csv.reader(handle))
             yield from _table_rows(path, reader, ontology, default_type)
     elif suffix == ".xlsx":
         from openpyxl import load_workbook

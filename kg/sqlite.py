@@ -1,12 +1,26 @@
-"""The one SQLite transaction shape every file-backed part uses (the embedded store, accounts, jobs)."""
+"""The one SQLite transaction shape every file-backed part uses (the embedded store, accounts, jobs), and the
+one way they create their files: readable by their owner only."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
-__all__ = ["immediate"]
+__all__ = ["immediate", "private_file"]
+
+
+def private_file(path: Path) -> None:
+    """Create ``path`` (empty) with mode 0600 if it is missing, and narrow it and its ``-wal`` / ``-shm`` files to
+    0600 if they exist: these databases hold personal records and password hashes, and SQLite creates the WAL
+    and shared-memory files with the database file's mode.  Call before the first ``sqlite3.connect``."""
+    path = Path(path)
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))  # an empty file is a new SQLite database
+    for part in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if part.exists():
+            os.chmod(part, 0o600)
 
 
 @contextmanager

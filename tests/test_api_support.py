@@ -9,6 +9,7 @@ its own copy, so tests that import or change users never see each other.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,30 @@ TOKENS_FILE = "tokens.json"
 
 #: No Neo4j unless a test asks for one: a sync started by a test must never reach a server by accident.
 NO_NEO4J = "bolt://127.0.0.1:9"
+
+
+class CsrfClient(FlaskClient):
+    """The test client of the API fixtures: a state-changing request without a bearer header carries the CSRF
+    token the way a page sends it (``X-CSRFToken`` from the ``csrf-token`` meta tag, read from the login page in
+    this client's session), unless the test passes its own or ``csrf=False`` to send none."""
+
+    def open(self, *args: Any, csrf: bool = True, **kwargs: Any) -> Any:
+        method = str(kwargs.get("method", "GET")).upper()
+        headers = dict(kwargs.pop("headers", None) or {})
+        if (csrf and method not in ("GET", "HEAD", "OPTIONS")
+                and not str(headers.get("Authorization", "")).lower().startswith("bearer ")
+                and "X-CSRFToken" not in headers):
+            headers["X-CSRFToken"] = self.csrf_token()
+        return super().open(*args, headers=headers, **kwargs)
+
+    def csrf_token(self) -> str:
+        page = self.get("/login").get_data(as_text=True)
+        return re.search(r'<meta name="csrf-token" content="([^"]+)">', page).group(1)
+
+
+def with_csrf_client(app: Flask) -> Flask:
+    app.test_client_class = CsrfClient
+    return app
 
 
 def settings_for(home: Path, corpora: tuple[Path, ...] = (FIXTURE_CORPUS,), **env: str) -> Settings:
@@ -126,7 +151,7 @@ def sample_index_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.Te
 @pytest.fixture(scope="session")
 def sample_app(sample_home: Path, sample_index_dir: Path) -> Flask:
     """One app over the sample graph for the session (tests on it must not write)."""
-    app = create_app(app_config(sample_home, sample_index_dir, AS_OF=SAMPLE_AS_OF))
+    app = with_csrf_client(create_app(app_config(sample_home, sample_index_dir, AS_OF=SAMPLE_AS_OF)))
     yield app
     app.extensions["ganxun.graph"].close()
 
@@ -136,7 +161,7 @@ def app(template_home: Path, index_dir: Path, tmp_path: Path) -> Flask:
     """A fresh app over its own copy of the template: for tests that write."""
     home = tmp_path / "home"
     shutil.copytree(template_home, home)
-    app = create_app(app_config(home, index_dir))
+    app = with_csrf_client(create_app(app_config(home, index_dir)))
     yield app
     app.extensions["ganxun.graph"].close()
 
@@ -146,7 +171,7 @@ def shared_app(template_home: Path, index_dir: Path, tmp_path_factory: pytest.Te
     """One app for the whole session: for tests that only read (and log nothing they later assert)."""
     home = tmp_path_factory.mktemp("api-shared") / "home"
     shutil.copytree(template_home, home)
-    app = create_app(app_config(home, index_dir))
+    app = with_csrf_client(create_app(app_config(home, index_dir)))
     yield app
     app.extensions["ganxun.graph"].close()
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
+from urllib.parse import urlsplit
 
-from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, redirect, render_template, request, url_for
 
 from api.accounts import User, accounts
-from api.auth import audit, current_user
+from api.auth import audit, current_user, end_session, start_session
 from api.pages import page
 
 __all__ = ["bp", "navigation"]
@@ -29,11 +31,19 @@ def navigation(user: User | None) -> list[tuple[str, str]]:
     return MENUS.get(user.role, []) if user else []
 
 
+#: Whitespace and control characters: browsers drop tabs and line breaks from a URL (``/\t/evil`` becomes
+#: ``//evil``, another site) and a CR or LF cannot go into a ``Location`` header at all.
+_UNSAFE_IN_NEXT = re.compile(r"[\x00-\x20\x7f\\]")
+
+
 def _safe_next(target: str | None) -> str | None:
-    """Only same-site paths, so the login form cannot be used to bounce users elsewhere."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return None
+    """A same-site relative path to go to after logging in, or None (then: home), so the login form cannot be
+    used to bounce users elsewhere: it must start with one ``/``, hold no whitespace, control character or
+    backslash, and name neither a scheme nor a host."""
+    if not target or not target.startswith("/") or target.startswith("//") or _UNSAFE_IN_NEXT.search(target):
+        return None
+    parts = urlsplit(target)
+    return target if not parts.scheme and not parts.netloc else None
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -43,11 +53,8 @@ def login() -> Any:
         user = accounts().authenticate(username, request.form.get("password", ""))
         if user is None:
             accounts().audit(username or None, "登录失败", None, {"方式": "页面"}, request.remote_addr)
-            flash("用户名或密码错误", "error")
-            return render_template("login.html", username=username), 401
-        session.clear()
-        session["user_id"] = user.id
-        g.user = user
+            return render_template("login.html", username=username, error="用户名或密码错误"), 401
+        start_session(user)
         audit("登录")
         return redirect(_safe_next(request.args.get("next")) or url_for("account.home"))
     return render_template("login.html", username="")
@@ -57,7 +64,7 @@ def login() -> Any:
 def logout() -> Any:
     if current_user() is not None:
         audit("退出登录")
-    session.clear()
+    end_session()
     return redirect(url_for("account.login"))
 
 

@@ -7,9 +7,9 @@ from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
-from api.accounts import ROLES, AccountError, accounts
+from api.accounts import PASSWORD_MIN_LENGTH, ROLES, AccountError, accounts
 from api.admin import JOB_KINDS
-from api.auth import audit
+from api.auth import audit, current_user
 from api.graph import graph
 from api.jobs import jobs as job_registry
 from api.pages import page
@@ -63,15 +63,25 @@ def users() -> Any:
             audit("新建用户", f"user:{user.id}", username=user.username, role=user.role, cadre_id=user.cadre_id)
             flash(f"已新建用户 {user.username}（{user.role_name}）", "ok")
         return redirect(url_for("console.users"))
-    return render_template("admin/users.html", users=accounts().users(), roles=ROLES)
+    return render_template("admin/users.html", users=accounts().users(), roles=ROLES, min_password=PASSWORD_MIN_LENGTH)
 
 @bp.route("/users/<int:user_id>", methods=["POST"])
 @page("admin")
 def change_user(user_id: int) -> Any:
+    """Change another user's role, cadre or status.  Only the fields the form sends change (a form without
+    ``active`` leaves the status as it is); an administrator cannot deactivate or demote themselves here, as
+    through the API."""
     form = request.form
-    changes: dict[str, Any] = {"role": form.get("role") or None, "active": form.get("active") == "1"}
+    changes: dict[str, Any] = {}
+    if form.get("role"):
+        changes["role"] = form["role"]
+    if form.get("active") in ("1", "0"):
+        changes["active"] = form["active"] == "1"
     if form.get("cadre_id"):
         changes["cadre_id"] = form["cadre_id"]
+    if user_id == current_user().id and (changes.get("active") is False or changes.get("role", "admin") != "admin"):
+        flash("修改失败：不能停用自己或取消自己的管理员角色", "error")
+        return redirect(url_for("console.users"))
     try:
         accounts().update_user(user_id, **changes)
     except (AccountError, LookupError) as exc:

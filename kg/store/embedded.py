@@ -31,7 +31,7 @@ from typing import Any
 from tqdm import tqdm
 
 from kg.model import Edge, Node, NodeWithEdges
-from kg.sqlite import immediate
+from kg.sqlite import immediate, private_file
 from kg.store.base import Store, WriteSummary
 from kg.store.integrity import check_edges, check_nodes, missing_ends_error
 
@@ -100,6 +100,7 @@ class EmbeddedStore(Store):
     def open(self) -> "EmbeddedStore":
         if not self._opened:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_file(self.path)  # cadres and their training records are personal data
             self._ensure_schema(self._conn())
             self._opened = True
         return self

@@ -16,8 +16,20 @@ function gxChart(id, option) {
   return chart;
 }
 
+/* fetch() for the pages: the session cookie, and on every request that changes something the CSRF token of the
+   page's csrf-token meta tag (api/security.py refuses a cookie-authenticated POST, PUT, PATCH or DELETE without it). */
+function gxFetch(url, options = {}) {
+  const method = (options.method || "GET").toUpperCase();
+  const headers = new Headers(options.headers || {});
+  if (!["GET", "HEAD", "OPTIONS"].includes(method)) {
+    const meta = document.querySelector('meta[name="csrf-token"]');
+    if (meta) headers.set("X-CSRFToken", meta.content);
+  }
+  return fetch(url, { credentials: "same-origin", ...options, headers });
+}
+
 async function gxPollJob(jobId, bar, text, done, base = "/api/admin/jobs/") {
-  const response = await fetch(`${base}${jobId}`, { credentials: "same-origin" });
+  const response = await gxFetch(`${base}${jobId}`);
   const job = await response.json();
   bar.style.width = `${job.percent}%`;
   const state = job.message.startsWith(job.state_name) ? "" : `${job.state_name}：`;  // "失败：…" says it already
@@ -30,9 +42,8 @@ async function gxPollJob(jobId, bar, text, done, base = "/api/admin/jobs/") {
 }
 
 async function gxStartJob(url, body, bar, text, done) {
-  const response = await fetch(url, {
-    method: "POST", credentials: "same-origin",
-    headers: { "Content-Type": "application/json" }, body: JSON.stringify(body || {}),
+  const response = await gxFetch(url, {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body || {}),
   });
   const job = await response.json();
   if (!response.ok) { text.textContent = job["错误"] || "启动失败"; return false; }
