@@ -43,6 +43,9 @@ MEDIA = {"csv": "text/csv; charset=utf-8", "xlsx": "application/vnd.openxmlforma
 SOLVE_WAIT_SECONDS = 5.0
 #: The job kind of the class programme solve (each request's kind ends with its key, see :func:`solve`).
 PROGRAMME_JOB = "班次方案求解"
+#: Bumped when a solve's stored result changes shape (fields added to the reports), so results stored by an
+#: earlier release in the shared jobs table are not shown by pages that expect the new fields.
+RESULT_SHAPE = 2
 PENDING = "求解时间较长，已转为后台任务：用 GET /api/analytics/jobs/{id} 查询"
 
 
@@ -116,7 +119,7 @@ def solve(kind: str, basis: dict[str, Any], fmt: str, solver: Callable[[], Any])
     part of the kind: the jobs table allows one *running* job per kind (right for re-indexing, wrong here —
     different users solve different things at once), and a kind per key keeps that rule for everything else
     with no change to :mod:`api.jobs`.  The result is stored as JSON, or for ``csv``/``xlsx`` as a file."""
-    text = json.dumps([basis, fmt, graph().version], sort_keys=True, default=str, ensure_ascii=False)
+    text = json.dumps([basis, fmt, graph().version, RESULT_SHAPE], sort_keys=True, default=str, ensure_ascii=False)
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
     job_kind = f"{kind}·{digest}"
 
@@ -222,14 +225,21 @@ class ProgrammeBody(f.Schema):
     class_type = f.String(required=True, validate=f.length(1, 40), metadata={
         "description": "班次类型：" + "、".join(load_ontology().classes["TrainingClass"].fields["classType"].allowed or ())})
     total_hours = f.Float(required=True, validate=f.range_(1, 2000), metadata={"description": "总学时"})
-    topics = f.List(f.String(validate=f.length(1, 200)), load_default=list, validate=f.length(0, 50))
-    categories = f.List(f.String(validate=f.length(1, 200)), load_default=list, validate=f.length(0, 20))
-    groups = f.List(f.String(validate=f.length(1, 200)), load_default=list, validate=f.length(0, 30))
+    topics = f.List(f.String(validate=f.length(1, 200)), load_default=list, validate=f.length(0, 50),
+                    metadata={"description": "须覆盖的专题：规划主题编号"})
+    categories = f.List(f.String(validate=f.length(1, 200)), load_default=list, validate=f.length(0, 20),
+                        metadata={"description": "学员干部类别：干部类别编号"})
+    groups = f.List(f.String(validate=f.length(1, 200)), load_default=list, validate=f.length(0, 30),
+                    metadata={"description": "培训对象：对象编号"})
     tolerance = f.Float(load_default=0.0, validate=f.range_(0, 100), metadata={"description": "允许少于总学时的学时数"})
     own_courses = f.Boolean(load_default=False, metadata={"description": "只用本机构的课程"})
-    required_courses = f.List(f.String(validate=f.length(1, 200)), load_default=list, validate=f.length(0, 100))
-    excluded_courses = f.List(f.String(validate=f.length(1, 200)), load_default=list, validate=f.length(0, 500))
-    max_courses = f.Integer(validate=f.range_(1, 200))
+    remote_on_site = f.Boolean(load_default=False, metadata={
+        "description": "允许外省现场教学：市、县级机构的班次默认只选同省的现场教学课程（rules.yaml programme.locality）"})
+    required_courses = f.List(f.String(validate=f.length(1, 200)), load_default=list, validate=f.length(0, 100),
+                              metadata={"description": "必选课程：课程编号"})
+    excluded_courses = f.List(f.String(validate=f.length(1, 200)), load_default=list, validate=f.length(0, 500),
+                              metadata={"description": "排除课程：课程编号"})
+    max_courses = f.Integer(validate=f.range_(1, 200), metadata={"description": "课程数上限"})
     format = f.String(load_default="json", validate=f.one_of(FORMATS))
 
 
@@ -301,7 +311,7 @@ def programme(args: dict[str, Any]) -> Job:
         tuple(args["groups"]), hour_tolerance=args["tolerance"],
         source_institutions=(args["institution"],) if args["own_courses"] else None,
         required_courses=tuple(args["required_courses"]), excluded_courses=tuple(args["excluded_courses"]),
-        max_courses=args.get("max_courses"))
+        max_courses=args.get("max_courses"), remote_on_site=args["remote_on_site"])
     catalogue, demand, ontology = snapshot(), topic_demand(), graph().ontology
     basis = {k: v for k, v in args.items() if k != "format"} | {"demand": demand is not None}
     return solve(PROGRAMME_JOB, basis, args["format"], lambda: build_programme(

@@ -24,17 +24,19 @@ def _case_gauges(result: dict[str, Any], share_min: float) -> list[dict[str, Any
     if result.get("quota_mode") == "combined":
         lists = {"两张名单合计": result["好课程"] + result["好教材"]}
     return [{"name": name, "share": round(sum(1 for c in items if c["案例"]) / len(items), 4) if items else 0.0,
-             "minimum": share_min, "count": len(items)} for name, items in lists.items()]
+             "minimum": share_min, "count": len(items), "cases": sum(1 for c in items if c["案例"])}
+            for name, items in lists.items()]
 
 
 @bp.route("/")
 @page(*READERS)
 def nominations_page() -> Any:
-    """The optimiser; a solve that outlasts the wait shows 「正在求解…」 and reloads this page when done (the
-    same request then finds the finished job)."""
+    """The optimiser; opened without a request it solves the lists under the rules as configured, so the
+    evaluator first sees the default lists and their case share against the minimum.  A solve that outlasts
+    the wait shows 「正在求解…」 and reloads this page when done (the same request then finds the finished job)."""
     result, solving, gauges, errors = None, None, [], {}
     form = {k: request.args.get(k, "") for k in CONFIG_KEYS}
-    if request.args.get("run"):
+    if request.args.get("run") or not request.args:
         args, errors = load_form(OptimiseBody(), form)
         if args is not None:
             job = finished(optimise(args))
@@ -46,7 +48,7 @@ def nominations_page() -> Any:
                 gauges = _case_gauges(result, config.case_share_min)
     top = scores({"page": 1, "per_page": 20})
     return render_template("evaluator/nominations.html", result=result, solving=solving, gauges=gauges,
-                           errors=errors, form=form, top=top)
+                           errors=errors, form=form, top=top, rules=dict(config_from({}).rules_used()))
 
 
 @bp.route("/export")

@@ -28,7 +28,14 @@ from recommender.catalogue.rows import Course
 from recommender.catalogue.snapshot import CatalogueSnapshot
 from recommender.dates import years_between
 
-__all__ = ["CoverageReport", "NearDuplicate", "TopicCoverage", "coverage_report", "gap_index", "underserved_by"]
+__all__ = ["CoverageReport", "NearDuplicate", "TopicCoverage", "coverage_report", "fresh_supply", "gap_index",
+           "underserved_by"]
+
+#: The two sentences the report, its export and the designer's page state about the ranking figures.
+FRESH_SUPPLY_TEXT = ("覆盖该主题（含下位主题）的已发布课程按新旧折算的门数：当年修订的课程计 1 门，"
+                     "距上次修订 1 年计 1/2 门，3 年计 1/4 门")
+GAP_INDEX_TEXT = ("需求人数 ÷（1 + 折算课程数），即平均每门折算课程要面对的缺这一主题的干部人数；"
+                  "数值越大，供给越跟不上需求，供给不足的主题按它从大到小排列")
 
 
 @dataclass(frozen=True)
@@ -58,13 +65,15 @@ class TopicCoverage:
     rating_count: int
     demand: float | None
     gap_index: float
+    fresh_supply: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "topic": self.topic_id, "主题": self.name, "一级主题": self.branch, "规划优先级": self.priority,
             "已发布课程数": self.courses, "含下位主题课程数": self.courses_with_narrower, "学时": self.hours,
             "案例课程占比": self.case_share, "教学方法构成": self.methods, "平均距上次更新年数": self.years_since_update,
-            "学员评分": self.rating, "评分人次": self.rating_count, "需求人数": self.demand, "供给缺口指数": self.gap_index,
+            "学员评分": self.rating, "评分人次": self.rating_count, "需求人数": self.demand,
+            "折算课程数": round(self.fresh_supply, 3), "供给缺口指数": self.gap_index,
         }
 
 
@@ -73,13 +82,20 @@ def _years(course: Course, as_of: dt.date) -> float | None:
     return years_between(course.date_modified or course.date_created, as_of)
 
 
-def gap_index(demand: float, courses: Iterable[Course], as_of: dt.date) -> float:
-    """``demand / (1 + Σ 1/(1 + years since each course's last revision))`` (undated courses count fully)."""
+def fresh_supply(courses: Iterable[Course], as_of: dt.date) -> float:
+    """Courses counted by freshness, ``Σ 1/(1 + years since each course's last revision)`` (undated count fully):
+    the 折算课程数 a designer reads beside the index."""
     fresh = 0.0
     for course in courses:
         years = _years(course, as_of)
         fresh += 1.0 if years is None else 1.0 / (1.0 + years)
-    return demand / (1.0 + fresh)
+    return fresh
+
+
+def gap_index(demand: float, courses: Iterable[Course], as_of: dt.date) -> float:
+    """``demand / (1 + fresh supply)``: cadres who lack the topic per fresh course (one more in the divisor so
+    a topic with no course at all stays finite)."""
+    return demand / (1.0 + fresh_supply(courses, as_of))
 
 
 @dataclass
@@ -103,17 +119,19 @@ class CoverageReport:
         return [
             ("统计范围", f"{self.scope}的已发布课程；统计基准日 {self.as_of.isoformat()}"),
             ("需求数据", self.demand_note),
-            ("供给缺口指数", "需求人数 ÷ (1 + Σ 每门课程的 1/(1 + 距上次更新年数))"),
+            ("折算课程数", FRESH_SUPPLY_TEXT),
+            ("供给缺口指数", GAP_INDEX_TEXT),
         ]
 
     def _row(self, r: TopicCoverage) -> list[Any]:
         methods = "；".join(f"{m} {100 * s:.0f}%" for m, s in sorted(r.methods.items(), key=lambda kv: -kv[1]))
         return [r.topic_id, r.name, r.branch, r.priority, r.courses, r.courses_with_narrower, r.hours, r.case_share,
-                methods, r.years_since_update, r.rating, r.rating_count, r.demand, round(r.gap_index, 4)]
+                methods, r.years_since_update, r.rating, r.rating_count, r.demand, round(r.fresh_supply, 3),
+                round(r.gap_index, 4)]
 
     def tables(self) -> list[Table]:
         headers = ["主题编号", "主题", "一级主题", "规划优先级", "已发布课程数", "含下位主题课程数", "学时", "案例课程占比",
-                   "教学方法构成", "平均距上次更新年数", "学员评分", "评分人次", "需求人数", "供给缺口指数"]
+                   "教学方法构成", "平均距上次更新年数", "学员评分", "评分人次", "需求人数", "折算课程数", "供给缺口指数"]
         tables = [Table("主题覆盖", headers, [self._row(r) for r in self.rows]),
                   Table("供给不足的主题", ["排名"] + headers,
                         [[rank] + self._row(r) for rank, r in enumerate(self.underserved, start=1)])]
@@ -126,6 +144,7 @@ class CoverageReport:
     def to_dict(self) -> dict[str, Any]:
         return {
             "title": self.title, "范围": self.scope, "基准日": self.as_of.isoformat(), "需求数据": self.demand_note,
+            "说明": dict(self.rules_used()),
             "主题覆盖": [r.to_dict() for r in self.rows], "供给不足的主题": [r.to_dict() for r in self.underserved],
             "疑似重复课程": [{"课程A": d.course_a, "课程B": d.course_b, "相似度": d.similarity} for d in self.near_duplicates],
         }
@@ -192,6 +211,7 @@ def coverage_report(
             rating=round(sum(c.rating * (c.rating_count or 1) for c in rated) / weights, 3) if rated else None,
             rating_count=sum(c.rating_count or 0 for c in rated), demand=wanted,
             gap_index=gap_index(1.0 if wanted is None else wanted, subtree[topic.id].values(), as_of),
+            fresh_supply=fresh_supply(subtree[topic.id].values(), as_of),
         ))
     ranked = sorted((r for r in rows if r.demand is None or r.demand > 0), key=lambda r: (-r.gap_index, r.topic_id))
     names = {c.id: c.name for c in catalogue.courses.values()}

@@ -141,7 +141,7 @@ class NominationConfig:
         return [
             ("年度", str(self.year)),
             ("名额", f"好课程 {self.courses} 门、好教材 {self.textbooks} 种" + (f"（{plan}）" if plan else "")),
-            ("案例占比", f"不低于 {100 * self.case_share_min:.1f}%；口径：{self.quota_text}"),
+            ("案例占比", f"不低于 {100 * self.case_share_min:.1f} %；口径：{self.quota_text}"),
             ("一级主题覆盖", f"每个一级主题分支至少 {self.min_per_branch} 门课程"),
             ("机构上限", "不限" if self.max_per_institution is None else f"每个机构至多 {self.max_per_institution} 项（课程与教材合计）"),
             ("推荐门槛", "、".join(ontology.property_labels.get(g, g) for g in self.gates) or "无"),

@@ -6,11 +6,18 @@ teaching indicator whose scope covers the institution and this kind of class hol
 (``Σ hours·(counted − threshold) ≥ 0``).  Among the programmes that qualify it maximises hour-weighted course
 quality, the score of the recommendation indicator system.  When none qualifies the result says, in
 Chinese, which constraints conflict and how far each falls short (see :mod:`recommender.analytics.solver`).
+
+On-site teaching must be near: a course of a type that is taught on site (``programme.locality`` in
+rules.yaml: 现场教学) takes place where its site is (else where its institution is), and a class held by an
+institution of a level the rule names (市、县) draws such courses only from its own province unless the
+request allows others — a county school's 30-hour class should not send its cadres 1,000 km away by default.
+Each chosen course says which requested topics it serves.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +27,7 @@ from scipy import sparse
 
 from kg.ontology import Ontology
 
-from recommender.analytics.errors import InputError
+from recommender.analytics.errors import InputError, RuleError
 from recommender.analytics.exports import Table
 from recommender.analytics.indicators import class_shares
 from recommender.analytics.rules import IndicatorRule, teaching_rules
@@ -29,7 +36,49 @@ from recommender.analytics.solver import Family, explain_infeasible, explanation
 from recommender.catalogue.rows import Course
 from recommender.catalogue.snapshot import CatalogueSnapshot
 
-__all__ = ["ProgrammeCourse", "ProgrammeIndicator", "ProgrammeRequest", "ProgrammeResult", "build_programme"]
+__all__ = ["Locality", "ProgrammeCourse", "ProgrammeIndicator", "ProgrammeRequest", "ProgrammeResult", "build_programme"]
+
+
+@dataclass(frozen=True)
+class Locality:
+    """``programme.locality`` of rules.yaml: which course types are taught on site, for which host levels they
+    must be in the host's province, and how a province is read from a region (浙江省湖州市安吉县 → 浙江省)."""
+
+    course_types: tuple[str, ...]
+    levels: tuple[str, ...]
+    pattern: re.Pattern[str]
+
+    @classmethod
+    def from_rules(cls, rules: Mapping[str, Any]) -> "Locality":
+        block = (rules.get("programme") or {}).get("locality")
+        if not isinstance(block, Mapping):
+            return cls((), (), re.compile("$^"))
+        try:
+            return cls(tuple(block["course_types"]), tuple(block["same_province_for_levels"]),
+                       re.compile(block["province_pattern"]))
+        except (KeyError, TypeError, re.error) as exc:
+            raise RuleError(f"rules.yaml 的 programme.locality 配置不完整或有误：{exc}") from exc
+
+    def province(self, region: str | None) -> str | None:
+        match = self.pattern.match(region or "")
+        return match.group(1) if match else None
+
+    def place(self, course: Course, catalogue: CatalogueSnapshot) -> str | None:
+        """Where the course is taught: its site's region, else its institution's."""
+        site = catalogue.sites.get(course.site) if course.site else None
+        if site is not None and site.region:
+            return site.region
+        institution = catalogue.institutions.get(course.institution or "")
+        return institution.region if institution is not None else None
+
+    def applies(self, host: Any) -> bool:
+        """Whether classes of this host keep on-site teaching in its province by default."""
+        return host.level in self.levels and self.province(host.region) is not None
+
+    def too_far(self, course: Course, host: Any, catalogue: CatalogueSnapshot) -> bool:
+        if course.course_type not in self.course_types:
+            return False
+        return self.province(self.place(course, catalogue)) != self.province(host.region)
 
 
 @dataclass(frozen=True)
@@ -51,9 +100,10 @@ class ProgrammeRequest:
     required_courses: tuple[str, ...] = ()
     excluded_courses: tuple[str, ...] = ()
     max_courses: int | None = None
+    remote_on_site: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {"机构": self.institution_id, "班次类型": self.class_type, "总学时": self.total_hours,
+        return {"机构": self.institution_id, "允许外省现场教学": self.remote_on_site, "班次类型": self.class_type, "总学时": self.total_hours,
                 "专题": list(self.topics), "干部类别": list(self.audience_categories), "培训对象": list(self.audience_groups),
                 "主体班次": self.is_main_class, "党性教育班次": self.is_party_spirit_class, "学时容差": self.hour_tolerance,
                 "课程来源机构": None if self.source_institutions is None else list(self.source_institutions),
@@ -71,11 +121,16 @@ class ProgrammeCourse:
     topics: tuple[str, ...]
     institution: str | None
     score: float
+    serves: tuple[str, ...] = ()
+    serves_names: tuple[str, ...] = ()
+    institution_name: str = ""
+    place: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"课程编号": self.id, "课程名称": self.name, "学时": self.hours, "课程类型": self.course_type,
                 "授课人类型": self.lecturer_type, "教学方法": list(self.teaching_method), "主题": list(self.topics),
-                "机构": self.institution, "质量得分": round(self.score, 2)}
+                "机构": self.institution, "机构名称": self.institution_name, "地点": self.place,
+                "质量得分": round(self.score, 2), "服务专题": list(self.serves), "服务专题名称": list(self.serves_names)}
 
 
 @dataclass(frozen=True)
@@ -106,6 +161,7 @@ class ProgrammeResult:
     solve_seconds: float = 0.0
     proven_optimal: bool = True
     generated: dt.date = field(default_factory=dt.date.today)
+    locality_note: str = ""
 
     @property
     def total_hours(self) -> float:
@@ -121,14 +177,18 @@ class ProgrammeResult:
         rows += [(i.name, f"≥ {100 * i.threshold:.1f}%") for i in self.indicators]
         if self.request.topics:
             rows.append(("须覆盖专题", "、".join(self.request.topics)))
+        if self.locality_note:
+            rows.append(("现场教学地点", self.locality_note))
         return rows
 
     def tables(self) -> list[Table]:
         if not self.feasible:
             return [Table("无可行方案", ["原因"], [[r] for r in self.reasons])]
-        courses = Table("课程方案", ["序号", "课程编号", "课程名称", "学时", "课程类型", "授课人类型", "教学方法", "主题", "机构", "质量得分"],
+        courses = Table("课程方案", ["序号", "课程编号", "课程名称", "学时", "课程类型", "授课人类型", "教学方法", "主题", "机构",
+                                 "地点", "服务专题", "质量得分"],
                         [[n, c.id, c.name, c.hours, c.course_type, c.lecturer_type, c.teaching_method, c.topics,
-                          c.institution, round(c.score, 2)] for n, c in enumerate(self.courses, start=1)])
+                          c.institution_name or c.institution, c.place, c.serves_names, round(c.score, 2)]
+                         for n, c in enumerate(self.courses, start=1)])
         checks = Table("指标核对", ["指标", "阈值", "方案值", "是否达标"],
                        [[i.name, i.threshold, i.value, i.passed] for i in self.indicators])
         return [courses, checks]
@@ -138,7 +198,7 @@ class ProgrammeResult:
                 "党性教育班次": self.is_party_spirit_class, "课程": [c.to_dict() for c in self.courses],
                 "总学时": self.total_hours, "指标": [i.to_dict() for i in self.indicators], "原因": self.reasons,
                 "冲突约束": self.conflict, "候选课程数": self.candidates, "求解用时秒": round(self.solve_seconds, 3),
-                "已证明最优": self.proven_optimal}
+                "已证明最优": self.proven_optimal, "现场教学地点": self.locality_note}
 
 
 def _class_flags(catalogue: CatalogueSnapshot, request: ProgrammeRequest) -> tuple[bool, bool]:
@@ -171,8 +231,9 @@ def _validate(catalogue: CatalogueSnapshot, request: ProgrammeRequest, ontology:
             raise InputError(f"课程编号『{course}』不存在")
 
 
-def _eligible(course: Course, request: ProgrammeRequest) -> bool:
-    if course.id in request.excluded_courses:
+def _eligible(course: Course, request: ProgrammeRequest, far: bool = False) -> bool:
+    """``far``: the course is on-site teaching outside the host's province, kept out unless the request allows it."""
+    if course.id in request.excluded_courses or (far and not request.remote_on_site):
         return False
     if request.source_institutions is not None and course.institution not in request.source_institutions:
         return False
@@ -246,7 +307,10 @@ def build_programme(
     is_main, is_party_spirit = _class_flags(catalogue, request)
     rules = [r for r in teaching_rules(ontology.rules)
              if r.scope.applies_to(institution) and r.scope.selects_kind(is_main, is_party_spirit)]
-    courses = [c for c in catalogue.published_courses if _eligible(c, request)]
+    locality = Locality.from_rules(ontology.rules)
+    local = locality.applies(institution)
+    courses = [c for c in catalogue.published_courses
+               if _eligible(c, request, local and locality.too_far(c, institution, catalogue))]
     courses.sort(key=lambda c: c.id)
     missing = [c for c in request.required_courses if c not in {x.id for x in courses}]
     if missing:
@@ -258,6 +322,10 @@ def build_programme(
     lower = np.array([1.0 if c.id in request.required_courses else 0.0 for c in courses])
     families = _families(catalogue, request, courses, rules)
     result = ProgrammeResult(request, False, is_main, is_party_spirit, candidates=len(courses))
+    if local:
+        province = locality.province(institution.region)
+        result.locality_note = (f"已允许外省{'、'.join(locality.course_types)}" if request.remote_on_site else
+                                f"{'、'.join(locality.course_types)}只选{province}内的（以教学点所在地计，未注明教学点的以开课机构所在地计）")
     solution = solve(len(courses), families, objective, lower=lower, time_limit=time_limit)
     result.solve_seconds = solution.seconds
     if solution.x is None:
@@ -271,8 +339,14 @@ def build_programme(
     chosen.sort(key=lambda c: (min((order[b] for b in catalogue.tree.branches_of(c.topics)), default=len(order)), c.id))
     result.feasible = True
     result.proven_optimal = solution.status == "optimal"
+    def serves(course: Course) -> tuple[str, ...]:
+        return tuple(t for t in request.topics if any(catalogue.tree.is_under(own, t) for own in course.topics))
+
     result.courses = [ProgrammeCourse(c.id, c.name, c.hours, c.course_type, c.lecturer_type, c.teaching_method, c.topics,
-                                      c.institution, scores[c.id]) for c in chosen]
+                                      c.institution, scores[c.id], serves(c),
+                                      tuple(catalogue.topic_name(t) for t in serves(c)),
+                                      catalogue.institution_name(c.institution), locality.place(c, catalogue))
+                      for c in chosen]
     for rule in rules:
         numerator, total = class_shares([(c, 1) for c in chosen], rule, catalogue)
         value = numerator / total if total else None

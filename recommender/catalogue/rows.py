@@ -120,6 +120,7 @@ class Course:
     replaced_by: str | None = None
     audience_category: tuple[str, ...] = ()
     audience_group: tuple[str, ...] = ()
+    site: str | None = None
 
 
 @dataclass(frozen=True)
@@ -201,7 +202,7 @@ RELATIONS: dict[str, dict[str, tuple[str, bool]]] = {
     "Platform": {"offeredBy": ("institution", True)},
     "Course": {"covers": ("topics", False), "offeredBy": ("institution", True), "onPlatform": ("platform", True),
                "replacedBy": ("replaced_by", True), "audienceCategory": ("audience_category", False),
-               "audienceGroup": ("audience_group", False)},
+               "audienceGroup": ("audience_group", False), "atSite": ("site", True)},
     "Textbook": {"covers": ("topics", False), "offeredBy": ("institution", True),
                  "audienceCategory": ("audience_category", False), "audienceGroup": ("audience_group", False)},
     "CaseStudy": {"illustrates": ("topics", False)},

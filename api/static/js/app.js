@@ -50,3 +50,18 @@ async function gxStartJob(url, body, bar, text, done) {
   gxPollJob(job.id, bar, text, done);
   return true;
 }
+
+/* A form marked data-loading="正在…" says so on its button, and the button stays disabled, until the next page
+   arrives (a solve or a report can take seconds); coming back to the page (bfcache) enables it again. */
+document.addEventListener("submit", (event) => {
+  const form = event.target;
+  if (!form.dataset || !form.dataset.loading || event.defaultPrevented) return;
+  const button = form.querySelector("button[type=submit], button:not([type])");
+  if (button) { button.dataset.label = button.textContent; button.textContent = form.dataset.loading; button.disabled = true; }
+  form.setAttribute("aria-busy", "true");
+});
+window.addEventListener("pageshow", () => document.querySelectorAll("form[aria-busy=true]").forEach((form) => {
+  form.removeAttribute("aria-busy");
+  const button = form.querySelector("button[disabled][data-label]");
+  if (button) { button.textContent = button.dataset.label; button.disabled = false; }
+}));
