@@ -84,14 +84,19 @@ def validate(paths: tuple[Path, ...], default_type: str | None) -> None:
 @main.command(name="import")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--type", "default_type", default=None, help="CSV/XLSX 没有 type 列时，所有行的类（如 Course）")
+@click.option("--profile", default=None, help="CSV/XLSX 的列映射配置（ontology/import_profiles.yaml；默认按表头自动识别）")
 @click.pass_context
-def import_(ctx: click.Context, paths: tuple[Path, ...], default_type: str | None) -> None:
-    """把文件合并进现有图谱（全部通过校验才写入）。"""
+def import_(ctx: click.Context, paths: tuple[Path, ...], default_type: str | None, profile: str | None) -> None:
+    """把文件合并进现有图谱（全部通过校验才写入）。CSV 可为 UTF-8（带或不带 BOM）或 GB18030/GBK。"""
     with _open(ctx) as store:
         try:
-            report = import_files(store, corpus_files(paths), load_ontology(), default_type, progress=True)
+            report = import_files(store, corpus_files(paths), load_ontology(), default_type, progress=True, profile=profile)
         except BuildFailed as exc:
+            for note in exc.notes:
+                click.echo(f"  · {note}", err=True)
             _report_issues(exc)
+        for note in report.notes:
+            click.echo(f"  · {note}")
         click.echo(f"已导入：{len(report.nodes):,} 个节点，{len(report.edges):,} 条关系")
 
 
