@@ -144,12 +144,13 @@ def _selection(ontology: Ontology, spec: ClassSpec | None, include_personal: boo
 
 
 def class_table(spec: ClassSpec, nodes: Iterable[Node], edges: Iterable[Edge]) -> list[list[Any]]:
-    """Rows (header first) of one class: ``type``, ``id`` and every field; lists joined by ``；``."""
+    """Rows (header first) of one class: 类型, 编号 and every field under its Chinese label (the importer's own
+    profile reads these labels back, kg.profiles); lists joined by ``；``."""
     fields = sorted(spec.fields)
     by_src: dict[tuple[str, str], list[Edge]] = {}
     for e in edges:
         by_src.setdefault((e.src, e.type), []).append(e)
-    rows: list[list[Any]] = [["type", "id", *fields]]
+    rows: list[list[Any]] = [["类型", "编号", *(spec.fields[name].label or name for name in fields)]]
     for node in nodes:
         row: list[Any] = [spec.name, node.id]
         for name in fields:

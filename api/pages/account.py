@@ -23,7 +23,7 @@ MENUS: dict[str, list[tuple[str, str]]] = {
                  ("designer.topics_page", "主题资源"), ("cadre.search", "课程检索")],
     "evaluator": [("evaluator.nominations_page", "推荐名单"), ("evaluator.check_page", "名单核验"), ("cadre.search", "课程检索")],
     "admin": [("console.imports", "导入导出"), ("console.jobs", "同步与索引"), ("console.users", "用户与角色"),
-              ("console.audit_page", "审计日志"), ("designer.coverage_page", "主题覆盖"), ("evaluator.nominations_page", "推荐名单")],
+              ("console.cadres", "查找干部"), ("console.audit_page", "审计日志"), ("designer.coverage_page", "主题覆盖"), ("evaluator.nominations_page", "推荐名单")],
 }
 
 

@@ -11,6 +11,7 @@ from api.accounts import PASSWORD_MIN_LENGTH, ROLES, AccountError, accounts
 from api.admin import JOB_KINDS
 from api.auth import audit, current_user
 from api.graph import graph
+from api.jobs import _local
 from api.jobs import jobs as job_registry
 from api.pages import page
 from api.transfer import ImportRejected, import_uploads
@@ -18,6 +19,16 @@ from api.transfer import ImportRejected, import_uploads
 __all__ = ["bp"]
 
 bp = Blueprint("console", __name__, url_prefix="/admin")
+
+
+@bp.record_once
+def _favicon(state: Any) -> None:
+    """``/favicon.ico`` at the root too, for clients that ask there without reading the page's <link>."""
+    from flask import send_from_directory
+
+    app = state.app
+    app.add_url_rule("/favicon.ico", "favicon",
+                     lambda: send_from_directory(app.static_folder, "favicon.ico", mimetype="image/vnd.microsoft.icon"))
 
 @bp.route("/import", methods=["GET", "POST"])
 @page("admin")
@@ -31,9 +42,11 @@ def imports() -> Any:
         except ImportRejected as exc:
             rejected = exc
     classes = [(c.name, c.label) for c in g.ontology.data_classes]
+    labels = {c.name: c.label for c in g.ontology.classes.values()}
+    counts = sorted(((labels.get(name, name), n) for name, n in g.store.node_counts().items()), key=lambda kv: -kv[1])
     status = 422 if rejected else 200
     return render_template("admin/imports.html", result=result, rejected=rejected, classes=classes,
-                           counts=g.store.node_counts()), status
+                           counts=counts), status
 
 @bp.route("/jobs")
 @page("admin")
@@ -90,6 +103,55 @@ def change_user(user_id: int) -> Any:
         audit("修改用户", f"user:{user_id}", **changes)
         flash("已保存", "ok")
     return redirect(url_for("console.users"))
+
+#: Cadres listed at most for one name search (a province has a million; a name narrows to a few).
+CADRE_MATCHES = 50
+#: Audit detail keys as the page shows them.
+DETAIL_LABELS = {"username": "用户名", "role": "角色", "cadre_id": "干部编号", "active": "启用", "display_name": "姓名",
+                 "kind": "任务", "job": "任务编号", "format": "格式", "type": "类", "files": "文件", "nodes": "节点数",
+                 "edges": "关系数", "reason": "原因", "cadre": "干部"}
+
+
+@bp.app_template_filter("local_time")
+def local_time(stamp: str | None) -> str:
+    """A stored UTC stamp as 北京时间 (Asia/Shanghai), the way the jobs table shows it."""
+    return _local(stamp) or ""
+
+
+@bp.app_template_filter("audit_detail")
+def audit_detail(detail: dict[str, Any]) -> str:
+    """An audit entry's detail for people: Chinese keys, nothing for an empty value (no ``cadre_id=None``)."""
+    shown = []
+    for key, value in detail.items():
+        if value is None or value == "" or value == []:
+            continue
+        if isinstance(value, bool):
+            value = "是" if value else "否"
+        elif isinstance(value, (list, tuple)):
+            value = "、".join(map(str, value))
+        shown.append(f"{DETAIL_LABELS.get(key, key)}：{value}")
+    return "；".join(shown)
+
+
+@bp.route("/cadres")
+@page("admin")
+def cadres() -> Any:
+    """Find a cadre by name (or part of it, or the id): the matches, each linked to the cadre's page.  Cadres
+    are personal data, kept out of the catalogue's text index, so this reads the cadre nodes and stops at
+    :data:`CADRE_MATCHES`."""
+    query = (request.args.get("q") or "").strip()
+    matches: list[dict[str, Any]] = []
+    more = False
+    if query:
+        for node in graph().store.nodes("Cadre"):
+            if query in str(node.props.get("name", "")) or query == node.id:
+                if len(matches) == CADRE_MATCHES:
+                    more = True
+                    break
+                matches.append({"id": node.id, "name": node.props.get("name", node.id),
+                                "organisation": node.props.get("organisation", ""), "region": node.props.get("region", "")})
+    return render_template("admin/cadres.html", query=query, matches=matches, more=more, limit=CADRE_MATCHES)
+
 
 @bp.route("/audit")
 @page("admin")
