@@ -336,14 +336,16 @@ def _course_how(catalogue: Any, course: Any, offerings: list[dict[str, Any]], si
                   else "该平台未经组织人事部门认可，学习时长可能不能认定为学时")
         how.append(f"在网络培训平台「{platform.name}」上学习（{course.delivery_mode or '网络'}），{credit}。")
     inst = catalogue.institution_name(course.institution)
+    region = getattr(catalogue.institutions.get(course.institution or ""), "region", None)
+    where = f"「{inst}」（{region}）" if inst and region else f"「{inst or '（未注明）'}」"
     open_ = [o for o in offerings if o["open"]]
     if open_:
         first = open_[0]
         how.append(f"随班次学习：「{first['name']}」{first['start_date']} 开班（{first['institution_name'] or inst}）"
                    + (f"，另有 {len(open_) - 1} 个班次可选" if len(open_) > 1 else "") + "，见下方班次。")
     elif course.delivery_mode != vocab.online_delivery:
-        how.append(f"目前没有包含这门课程、尚未开班的班次；授课方式为{course.delivery_mode or '面授'}，"
-                   f"可向开设机构「{inst or '（未注明）'}」了解下一期安排。")
+        how.append(f"由开设机构{where}以{course.delivery_mode or '面授'}方式开设；目前没有包含这门课程、尚未开班的班次，"
+                   "可向该机构了解下一期安排。")
     for site in (catalogue.sites[s] for s in sites if s in catalogue.sites):
         how.append(f"教学地点：{site.name}（{site.region or '地区未注明'}）。")
     if open_ or course.delivery_mode != vocab.online_delivery:

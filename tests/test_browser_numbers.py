@@ -1,6 +1,6 @@
 """The numbers a cadre reads agree (issue 12): for one gap topic, the figure in a recommendation's reason on the
 overview page, that topic's bar, and the learning map's figure, read in real headless Chromium from what the
-page shows — the reason's text, the bar's drawn width and the ECharts chart's own data — are one coverage
+page shows — the reason's text, the bar's drawn width and the map tile's figures — are one coverage
 figure.  Reuses the app, server, browser and login fixtures of ``tests/test_browser.py``; in CI it fails,
 not skips, when Chromium is missing (the ``browser`` fixture's rule)."""
 
@@ -9,14 +9,15 @@ from __future__ import annotations
 import re
 
 from tests.test_api_support import index_dir, sample_app, sample_home, sample_index_dir  # noqa: F401  (fixtures)
-from tests.test_browser import _chart_drawn, base_url, browser, page_for  # noqa: F401  (fixtures)
+from tests.test_browser import base_url, browser, page_for  # noqa: F401  (fixtures)
 
 #: "…要求学习『防范化解金融风险』，有效学时 1.5 / 4 学时（37%）…" — the standing a gap's reason quotes.
 STANDING = re.compile(r"学习『(?P<topic>[^』]+)』，有效学时 (?P<hours>[\d.]+) / (?P<threshold>[\d.]+) 学时（(?P<percent>\d+)%）")
 
-#: The chart's leaves as drawn: (branch, topic, percent, hours, threshold) from the ECharts instance's option.
-MAP_LEAVES = """el => echarts.getInstanceByDom(el).getOption().series[0].data.flatMap(
-    branch => branch.children.map(t => [branch.name, t.name, t.percent, t.hours, t.value[0]]))"""
+#: The map's tiles as shown: (branch, topic, percent shown, hours, threshold) of each tile.
+MAP_LEAVES = """el => [...el.querySelectorAll('.map-branch')].flatMap(branch => [...branch.querySelectorAll('li.tile')].map(
+    t => [branch.dataset.branch, t.querySelector('.tile-name').textContent, parseInt(t.querySelector('.tile-figure').textContent),
+          t.dataset.hours, t.dataset.threshold]))"""
 
 
 def test_reason_bar_and_map_show_one_figure_for_a_gap_topic(page_for) -> None:
@@ -40,7 +41,6 @@ def test_reason_bar_and_map_show_one_figure_for_a_gap_topic(page_for) -> None:
     assert abs(100 * drawn - percent) < 1.0, f"bar drawn at {100 * drawn:.1f}%, reason says {percent}%"
 
     page.click("text=学习地图")
-    _chart_drawn(page, "#learning-map")
     leaves = [leaf for leaf in page.eval_on_selector("#learning-map", MAP_LEAVES) if leaf[1] == topic]
     assert len(leaves) == 1, f"{topic} on the map: {leaves}"
     _, _, map_percent, map_hours, map_threshold = leaves[0]

@@ -125,3 +125,10 @@ def test_lists_link_items_to_their_pages(shared_app) -> None:
     assert recs and all(href.endswith(item) and href.startswith("/catalogue/") for item, href in recs)
     path = html[html.index('id="path"'):]
     assert '<a href="/catalogue/courses/' in path  # learning-path steps are links too
+
+
+def test_topic_resources_link_items_to_their_pages(shared_app) -> None:
+    client = shared_app.test_client()
+    _login(client, "designer")
+    html = client.get("/designer/topics", query_string={"topic": "topic:theory"}).get_data(as_text=True)
+    assert 'href="/catalogue/courses/course:t-theory"' in html

@@ -19,7 +19,7 @@ from flask import Blueprint, render_template, url_for
 
 from api.auth import current_user
 from api.cadres import PLAN_CLASSES, feedback_rules
-from api.catalogue import PAGE_ITEMS, RESOURCES, item_detail, resource_of
+from api.catalogue import LEADING, PAGE_ITEMS, RESOURCES, item_detail, resource_of
 from api.errors import fail
 from api.graph import get_node, graph
 from api.pages import page
@@ -73,4 +73,4 @@ def detail(kind: str, item_id: str) -> Any:
 
         plan = choice_of(user.cadre_id, item_id)
     return render_template("catalogue/detail.html", item=item, kind=kind, day=day, plan=plan, feedback=feedback_rules(),
-                           plan_classes=PLAN_CLASSES, max_items=PAGE_ITEMS)
+                           plan_classes=PLAN_CLASSES, max_items=PAGE_ITEMS, leading_fields=LEADING)
