@@ -5,12 +5,14 @@ pages.  In CI these fail, not skip, when Chromium is missing."""
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from openpyxl import load_workbook
+from playwright.sync_api import expect
 
 from tests.conftest import require
 from tests.test_api_support import (  # noqa: F401  (fixtures)
@@ -62,6 +64,8 @@ def page_for(browser, base_url):
         page.set_default_timeout(60_000)
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
+        # a script or style the Content-Security-Policy blocks is a console error, not a page error: count it too
+        page.on("console", lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None)
         page.js_errors = errors
         page.goto(f"{base_url}/login")
         page.fill("input[name=username]", username)
@@ -192,7 +196,8 @@ def test_admin_imports_with_row_errors_manages_users_and_reindexes(page_for, tmp
     assert "cadre9" in page.inner_text("#users")
     page.click("nav.menu >> text=同步与索引")
     page.click("#reindex")
-    page.wait_for_function("document.getElementById('reindex-text').textContent.startsWith('已完成')", timeout=300_000)
+    # a locator assertion, not wait_for_function: that evaluates a string, which the pages' CSP forbids
+    expect(page.locator("#reindex-text")).to_have_text(re.compile("^已完成"), timeout=300_000)
     page.click("nav.menu >> text=审计日志")
     log = page.inner_text("#audit")
     assert "新建用户" in log and "导入被拒绝" in log and "启动任务：重建索引" in log

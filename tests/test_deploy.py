@@ -204,6 +204,25 @@ def test_the_cadre_overview_page_answers_with_its_server_time(line: ProductionLi
     assert answer.server_ms is not None and answer.server_ms > 0 and answer.worker in line.ready
 
 
+def test_login_throttling_holds_across_workers(line: ProductionLine) -> None:
+    """Ten wrong passwords for one account, each on a fresh connection (so the workers take turns), use up the
+    account's minute; after that every worker answers 429, also those that saw few of the ten: the counts are in
+    the accounts database, not in one process.  (Last among the production-line tests: the address's minute is
+    used up too.)"""
+    wrong = json.dumps({"username": "evaluator", "password": "not-the-password"}).encode()
+    headers = {"Content-Type": "application/json"}
+    failed = [request(line.port, "POST", "/api/auth/token", body=wrong, headers=headers) for _ in range(10)]
+    assert [a.status for a in failed] == [401] * 10
+    refused: list[Answer] = []
+    with ThreadPoolExecutor(4) as pool:
+        while len({a.worker for a in refused}) < 2 and len(refused) < 80:
+            refused += pool.map(lambda _: request(line.port, "POST", "/api/auth/token", body=wrong, headers=headers),
+                                range(8))
+    assert {a.status for a in refused} == {429}
+    assert len({a.worker for a in refused}) >= 2, "every refusal came from one worker"
+    assert refused[0].json()["错误"] == "登录失败次数过多，请 1 分钟后再试"
+
+
 def test_the_cadre_overview_reads_the_cadre_once_and_analyses_gaps_once(tmp_path: Path) -> None:
     """In process: the page shows profile, hours, gaps, recommendations and path from one CadreView."""
     from api import create_app, services
