@@ -57,7 +57,7 @@ def seed_users(n_cadres: int, cadre_ids: tuple[str, ...], reset: bool) -> None:
     密码取自环境变量 GANXUN_DEMO_PASSWORD（所有演示账号相同）；未设置时为每个新账号随机生成并只打印这一次。
     """
     from api import create_app
-    from api.accounts import accounts
+    from api.accounts import AccountError, accounts
     from api.graph import graph
 
     app = create_app({"DEVELOPMENT": True})
@@ -81,12 +81,15 @@ def seed_users(n_cadres: int, cadre_ids: tuple[str, ...], reset: bool) -> None:
             if existing is not None and not reset:
                 click.echo(f"  {username:<10} 已存在（{existing.role_name}），未改动")
                 continue
-            if existing is None:
-                accounts().create_user(username, password, role, display, cadre_id)
-                action = "创建演示账号"
-            else:
-                accounts().update_user(existing.id, role=role, cadre_id=cadre_id, password=password, active=True)
-                action = "重设演示账号"
+            try:
+                if existing is None:
+                    accounts().create_user(username, password, role, display, cadre_id)
+                    action = "创建演示账号"
+                else:
+                    accounts().update_user(existing.id, role=role, cadre_id=cadre_id, password=password, active=True)
+                    action = "重设演示账号"
+            except AccountError as exc:  # e.g. a GANXUN_DEMO_PASSWORD the password policy refuses
+                raise click.ClickException(f"{username}：{exc}（GANXUN_DEMO_PASSWORD）" if fixed else f"{username}：{exc}")
             accounts().audit("seed-users", action, username, {"role": role, "cadre_id": cadre_id})
             shown = "（GANXUN_DEMO_PASSWORD）" if fixed else password
             click.echo(f"  {username:<10} 密码 {shown:<14} {role:<9} {display}{f' · {cadre_id}' if cadre_id else ''}")
