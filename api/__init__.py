@@ -100,9 +100,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     api.spec.components.security_scheme("cookie", {"type": "apiKey", "in": "cookie", "name": "session"})
 
-    from api import admin, analytics, cadres, catalogue, nominations, search, transfer
+    from api import admin, analytics, cadres, catalogue, nominations, review, search, transfer
 
-    for module in (services, auth, catalogue, search, cadres, analytics, nominations, transfer, admin):
+    for module in (services, auth, catalogue, search, cadres, analytics, nominations, transfer, review, admin):
         api.register_blueprint(module.bp)
 
     from api import pages, security

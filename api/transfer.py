@@ -1,8 +1,10 @@
 """Import and export for administrators.
 
-Import takes JSONL, CSV or XLSX uploads and merges them through ``kg.build.import_files``: everything is
-validated first and every problem is answered row by row (file, line, field, what was expected); nothing is
-written unless all files pass.  Export gives the graph as Turtle or JSON-LD, or one table per class as CSV
+Import takes JSONL, CSV or XLSX uploads (any encoding, title rows, merged headers, several sheets, any column
+profile of ``ontology/import_profiles.yaml``) and xAPI statement files (``.json``), and merges them through
+``kg.build.import_files``: everything is validated first and every problem is answered row by row (file, line,
+field, what was expected); nothing is written unless all files pass.  Untagged items get the tagger's suggested
+topic and wait in the review queue (``api.review``).  Export gives the graph as Turtle or JSON-LD, or one table per class as CSV
 or XLSX with the field names as header, which the importer reads back.  One class is exported in the request;
 the whole graph (every class, maybe every cadre's records) is written by a job, whose file any worker serves
 (``GET /api/admin/jobs/<id>/file``).
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -28,12 +31,14 @@ from api.auth import ApiBlueprint, audit, current_user
 from api.errors import fail
 from api.graph import graph
 from api.jobs import JobBusy, jobs
-from kg.build import BuildFailed, import_files
+from api.review import import_tagger
+from kg.build import BuildFailed, RowTagger, import_files
+from kg.profiles import ProfileError, load_profiles
 from kg.model import Edge, Node
 from kg.ontology import ClassSpec, Ontology
 from kg.rdf import FORMATS, graph_to_rdf, serialize
 from kg.readers import SUPPORTED_SUFFIXES
-from kg.spreadsheet import csv_row
+from kg.xapi import RECORD_CLASS, record_statements
 
 __all__ = ["ImportRejected", "bp", "class_table", "import_uploads"]
 
@@ -41,10 +46,14 @@ bp = ApiBlueprint("transfer", __name__, url_prefix="/api/admin", description="�
 
 LIST_SEPARATOR = "；"
 TABLE_FORMATS = ("csv", "xlsx")
+#: Study records as xAPI statements (``kg.xapi``): the one format that is not a table or RDF.
+XAPI = "xapi"
 
 
 class ImportForm(f.Schema):
     type = f.String(metadata={"description": "CSV/XLSX 没有 type 列时，所有行的类（如 Course）"})
+    profile = f.String(validate=f.length(1, 80),
+                       metadata={"description": "CSV/XLSX 的列映射配置（ontology/import_profiles.yaml 中的键或名称）；不填时按表头自动识别"})
 
 
 class ImportFiles(f.Schema):
@@ -55,11 +64,13 @@ class ImportResult(f.Schema):
     files = f.List(f.String())
     nodes = f.Integer()
     edges = f.Integer()
+    notes = f.List(f.String(), metadata={"description": "每个文件如何读取：编码、列映射配置、表头所在行"})
+    suggested = f.Integer(metadata={"description": "未标注主题、由系统建议主题并进入审核队列的条目数"})
 
 
 class ExportQuery(f.Schema):
-    format = f.String(load_default="turtle", validate=f.one_of(["turtle", "jsonld", *TABLE_FORMATS]),
-                      metadata={"description": "turtle | jsonld | csv | xlsx"})
+    format = f.String(load_default="turtle", validate=f.one_of(["turtle", "jsonld", *TABLE_FORMATS, XAPI]),
+                      metadata={"description": "turtle | jsonld | csv | xlsx | xapi（培训记录的 xAPI 陈述，可再导入）"})
     type = f.String(metadata={"description": "只导出这一类（csv 必填）"})
     include_personal = f.Boolean(load_default=False, metadata={"description": "是否包含干部与培训记录（个人数据）"})
 
@@ -77,15 +88,31 @@ class ImportRejected(Exception):
     """The uploads did not pass validation (or were not importable at all); nothing was written."""
 
     def __init__(self, message: str, fields: dict[str, list[str]] | None = None,
-                 issues: list[dict[str, Any]] | None = None) -> None:
+                 issues: list[dict[str, Any]] | None = None, notes: list[str] | None = None) -> None:
         super().__init__(message)
         self.fields = fields or {}
         self.issues = issues or []
+        self.notes = notes or []
 
 
-def import_uploads(uploads: list[FileStorage], default_type: str | None) -> dict[str, Any]:
-    """Validate and merge uploaded files in one all-or-nothing import; audit the outcome either way."""
+def _shown(file: str, shown: dict[str, str]) -> str:
+    """The uploaded name of a temporary path, keeping a sheet's mark (``〔工作表 课程〕``) after it."""
+    for path, name in shown.items():
+        if file.startswith(path):
+            return name + file[len(path):]
+    return Path(file).name
+
+
+def import_uploads(uploads: list[FileStorage], default_type: str | None, profile: str | None = None,
+                   tagger: RowTagger | None = None) -> dict[str, Any]:
+    """Validate and merge uploaded files in one all-or-nothing import; audit the outcome either way.
+    ``tagger`` suggests topics for untagged items (they wait in the review queue)."""
     g = graph()
+    if profile is not None:
+        try:
+            load_profiles(g.ontology).get(profile)
+        except ProfileError as exc:
+            raise ImportRejected("导入配置无效", {"profile": [str(exc)]}) from None
     if default_type is not None and (default_type not in g.ontology.classes
                                      or g.ontology.classes[default_type].concept_scheme):
         raise ImportRejected("类名无效", {"type": ["应为以下之一：" + "、".join(c.name for c in g.ontology.data_classes)]})
@@ -104,18 +131,31 @@ def import_uploads(uploads: list[FileStorage], default_type: str | None) -> dict
             paths.append(path)
         shown = {str(p): (u.filename or p.name) for p, u in zip(paths, uploads)}
         try:
-            report = import_files(g.store, paths, g.ontology, default_type)
+            report = import_files(g.store, paths, g.ontology, default_type, profile=profile, tagger=tagger)
         except BuildFailed as exc:
-            issues = [{"file": shown.get(i.file, Path(i.file).name), "line": i.line, "field": i.field, "message": i.message}
+            issues = [{"file": _shown(i.file, shown), "line": i.line, "field": i.field, "message": i.message}
                       for i in exc.issues]
             audit("导入被拒绝", None, files=list(shown.values()), problems=len(issues))
-            raise ImportRejected(f"校验未通过：{len(issues)} 个问题；未写入任何数据", issues=issues) from None
+            raise ImportRejected(f"校验未通过：{len(issues)} 个问题；未写入任何数据", issues=issues,
+                                 notes=_renamed(exc.notes, paths, uploads)) from None
         except Exception as exc:  # the import died (a store error, a bug): nothing was written, say who tried what
             audit("导入失败", None, files=list(shown.values()), error=f"{type(exc).__name__}: {exc}"[:500])
             raise
     g.refresh(force=True)  # this worker answers from the new version at once; the others within a second
-    audit("导入", None, files=list(shown.values()), nodes=len(report.nodes), edges=len(report.edges))
-    return {"files": list(shown.values()), "nodes": len(report.nodes), "edges": len(report.edges)}
+    audit("导入", None, files=list(shown.values()), nodes=len(report.nodes), edges=len(report.edges),
+          suggested=report.suggested)
+    return {"files": list(shown.values()), "nodes": len(report.nodes), "edges": len(report.edges),
+            "notes": _renamed(report.notes, paths, uploads), "suggested": report.suggested}
+
+
+def _renamed(notes: list[str], paths: list[Path], uploads: list[FileStorage]) -> list[str]:
+    """Notes with each temporary file name replaced by the name it was uploaded as."""
+    out = []
+    for note in notes:
+        for path, upload in zip(paths, uploads):
+            note = note.replace(path.name, upload.filename or path.name)
+        out.append(note)
+    return out
 
 
 @bp.route("/import", methods=["POST"])
@@ -127,7 +167,7 @@ def import_uploads(uploads: list[FileStorage], default_type: str | None) -> dict
 def import_upload(form: dict[str, Any], _files: dict[str, Any]) -> dict[str, Any]:
     """上传 JSONL / CSV / XLSX 合并导入：全部通过校验才写入，否则逐行列出问题"""
     try:
-        return import_uploads(request.files.getlist("files"), form.get("type"))
+        return import_uploads(request.files.getlist("files"), form.get("type"), form.get("profile"), import_tagger())
     except ImportRejected as exc:
         abort(422, message=str(exc), errors=exc.fields, issues=exc.issues)
 
@@ -171,7 +211,7 @@ def class_table(spec: ClassSpec, nodes: Iterable[Node], edges: Iterable[Edge]) -
 
 def _csv(rows: list[list[Any]]) -> bytes:
     buffer = io.StringIO()
-    csv.writer(buffer).writerows(csv_row(r) for r in rows)
+    csv.writer(buffer).writerows(rows)
     return buffer.getvalue().encode("utf-8-sig")
 
 
@@ -196,6 +236,7 @@ MEDIA = {
     "jsonld": ("application/ld+json", "jsonld"),
     "csv": ("text/csv; charset=utf-8", "csv"),
     "xlsx": ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xlsx"),
+    XAPI: ("application/json", "json"),
 }
 
 
@@ -208,6 +249,10 @@ def _render(fmt: str, spec: ClassSpec | None, nodes: list[Node], edges: list[Edg
     g = graph()
     if fmt in FORMATS:
         return serialize(graph_to_rdf(nodes, edges, g.ontology), fmt).encode("utf-8")
+    if fmt == XAPI:
+        platforms = {n.id: str(n.props.get("name", n.id)) for n in g.store.nodes("Platform")}
+        statements = record_statements(nodes, edges, g.ontology, platforms)
+        return json.dumps(statements, ensure_ascii=False, indent=1).encode("utf-8")
     classes = [spec] if spec else [c for c in g.ontology.classes.values()
                                     if c.concept_scheme is None and (include_personal or not c.personal)]
     tables = {c.label: class_table(c, [n for n in nodes if n.label == c.name], edges) for c in classes}
@@ -257,6 +302,8 @@ def export(args: dict[str, Any]) -> Response:
         fail(422, "个人数据需明确要求导出", {"include_personal": ["导出干部或培训记录时应为 true"]})
     if fmt == "csv" and spec is None:
         fail(422, "CSV 一次只导出一类", {"type": ["format=csv 时必填"]})
+    if fmt == XAPI and (spec is None or spec.name != RECORD_CLASS):
+        fail(422, "xAPI 只导出培训记录", {"type": [f"format=xapi 时应为 {RECORD_CLASS}"]})
     if spec is None:
         return _export_job(fmt, args["include_personal"])
     nodes, edges = _selection(g.ontology, spec, args["include_personal"])

@@ -4,7 +4,8 @@ JSON Lines is the primary format (one object per line, ``type`` and ``id`` first
 users have them: any encoding of :mod:`kg.encodings`, title rows above the header, merged header cells, several
 sheets (one class per sheet, or a type column), and column names of any profile in
 ``ontology/import_profiles.yaml`` (the project's own field names and Chinese labels, the national standards'
-style, a provincial platform's export), chosen by name or found from the header (:mod:`kg.profiles`).
+style, a provincial platform's export), chosen by name or found from the header (:mod:`kg.profiles`).  A ``.json``
+file holds xAPI statements, read as training records (:mod:`kg.xapi`).
 A file that cannot be read at all (a zero-byte or broken XLSX, bytes no candidate encoding reads, no header,
 a header without data, columns no field takes) gives one located problem instead of rows, never an exception.
 """
@@ -30,7 +31,7 @@ from kg.spreadsheet import from_csv_cell
 
 __all__ = ["SUPPORTED_SUFFIXES", "NamesOf", "ReadFile", "SourceRow", "read_file", "read_rows"]
 
-SUPPORTED_SUFFIXES = (".jsonl", ".csv", ".xlsx")
+SUPPORTED_SUFFIXES = (".jsonl", ".csv", ".xlsx", ".json")
 _ID_SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%Y.%m.%d", "%Y年%m月%d日", "%Y%m%d")
 
@@ -79,6 +80,8 @@ def read_file(
     if suffix == ".jsonl":
         out.rows.extend(_jsonl_rows(path))
         return out
+    if suffix == ".json":
+        return _xapi_rows(path, ontology, names_of)
     if suffix not in (".csv", ".xlsx"):
         out.rows.append(SourceRow(str(path), 0, None, f"不支持的文件格式 {suffix}，应为 {'、'.join(SUPPORTED_SUFFIXES)}"))
         return out
@@ -141,6 +144,31 @@ def _xlsx_sheets(path: Path) -> list[tuple[str, list[list[Any]]]]:
         return sheets
     finally:
         book.close()
+
+
+def _xapi_rows(path: Path, ontology: Ontology, names_of: NamesOf | None) -> ReadFile:
+    """xAPI statements (:mod:`kg.xapi`) as record rows; the platform a statement names is resolved by name."""
+    from kg.xapi import read_statements
+
+    read = read_statements(path, ontology)
+    platforms = dict(names_of("Platform")) if names_of else {}
+    out = ReadFile(notes=[read.note] if read.note else [])
+    for ordinal, data, problem in read.rows:
+        if data is None:
+            out.rows.append(SourceRow(str(path), ordinal, None, f"第 {ordinal} 条陈述：{problem}" if ordinal else problem))
+            continue
+        problems: list[tuple[str | None, str]] = []
+        platform = data.get("viaPlatform")
+        if platform and not str(platform).startswith("platform:"):
+            if platform in platforms:
+                data["viaPlatform"] = platforms[platform]
+            else:
+                del data["viaPlatform"]
+                problems.append(("viaPlatform", f"context.platform『{platform}』不是已入库的网络培训平台（按名称查找）"))
+        if data.get("id") is None:
+            data["id"] = _made_id("record", [data.get("ofCadre"), data.get("forCourse"), data.get("date")])
+        out.rows.append(SourceRow(str(path), ordinal, data, problems=tuple(problems)))
+    return out
 
 
 def _jsonl_rows(path: Path) -> Iterator[SourceRow]:

@@ -45,9 +45,9 @@ def load_form(schema: ma.Schema, data: Mapping[str, Any]) -> tuple[dict[str, Any
 def init_app(app: Flask) -> None:
     from api.accounts import ROLES
     from api.auth import current_user
-    from api.pages import account, admin, cadre, catalogue, designer, evaluator
+    from api.pages import account, admin, cadre, catalogue, designer, evaluator, review
 
-    for module in (account, cadre, designer, evaluator, admin, catalogue):
+    for module in (account, cadre, designer, evaluator, admin, catalogue, review):
         app.register_blueprint(module.bp)
 
     @app.context_processor

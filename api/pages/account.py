@@ -20,7 +20,7 @@ bp = Blueprint("account", __name__)
 MENUS: dict[str, list[tuple[str, str]]] = {
     "cadre": [("cadre.overview", "我的学习"), ("cadre.learning_map", "学习地图"), ("cadre.search", "课程检索")],
     "designer": [("designer.coverage_page", "主题覆盖"), ("designer.indicators_page", "教学指标"), ("designer.programme_page", "班次方案"),
-                 ("designer.topics_page", "主题资源"), ("cadre.search", "课程检索")],
+                 ("designer.topics_page", "主题资源"), ("review_page.queue_page", "标注审核"), ("cadre.search", "课程检索")],
     "evaluator": [("evaluator.nominations_page", "推荐名单"), ("evaluator.check_page", "名单核验"), ("cadre.search", "课程检索")],
     "admin": [("console.imports", "导入导出"), ("console.jobs", "同步与索引"), ("console.users", "用户与角色"),
               ("console.cadres", "查找干部"), ("console.audit_page", "审计日志"), ("designer.coverage_page", "主题覆盖"), ("evaluator.nominations_page", "推荐名单")],

@@ -14,6 +14,7 @@ from api.graph import graph
 from api.jobs import _local
 from api.jobs import jobs as job_registry
 from api.pages import page
+from api.review import import_tagger
 from api.transfer import ImportRejected, import_uploads
 
 __all__ = ["bp"]
@@ -38,7 +39,8 @@ def imports() -> Any:
     rejected: ImportRejected | None = None
     if request.method == "POST":
         try:
-            result = import_uploads(request.files.getlist("files"), request.form.get("type") or None)
+            result = import_uploads(request.files.getlist("files"), request.form.get("type") or None,
+                                    request.form.get("profile") or None, import_tagger())
         except ImportRejected as exc:
             rejected = exc
     classes = [(c.name, c.label) for c in g.ontology.data_classes]
