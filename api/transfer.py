@@ -39,6 +39,7 @@ from kg.ontology import ClassSpec, Ontology
 from kg.rdf import FORMATS, graph_to_rdf, serialize
 from kg.readers import SUPPORTED_SUFFIXES
 from kg.xapi import RECORD_CLASS, record_statements
+from kg.spreadsheet import csv_row
 
 __all__ = ["ImportRejected", "bp", "class_table", "import_uploads"]
 
@@ -211,7 +212,7 @@ def class_table(spec: ClassSpec, nodes: Iterable[Node], edges: Iterable[Edge]) -
 
 def _csv(rows: list[list[Any]]) -> bytes:
     buffer = io.StringIO()
-    csv.writer(buffer).writerows(rows)
+    csv.writer(buffer).writerows(csv_row(r) for r in rows)
     return buffer.getvalue().encode("utf-8-sig")
 
 
