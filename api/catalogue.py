@@ -336,8 +336,7 @@ def _course_how(catalogue: Any, course: Any, offerings: list[dict[str, Any]], si
                   else "该平台未经组织人事部门认可，学习时长可能不能认定为学时")
         how.append(f"在网络培训平台「{platform.name}」上学习（{course.delivery_mode or '网络'}），{credit}。")
     inst = catalogue.institution_name(course.institution)
-    region = getattr(catalogue.institutions.get(course.institution or ""), "region", None)
-    where = f"「{inst}」（{region}）" if inst and region else f"「{inst or '（未注明）'}」"
+    where = _where(catalogue, course.institution)
     open_ = [o for o in offerings if o["open"]]
     if open_:
         first = open_[0]
@@ -350,6 +349,33 @@ def _course_how(catalogue: Any, course: Any, offerings: list[dict[str, Any]], si
         how.append(f"教学地点：{site.name}（{site.region or '地区未注明'}）。")
     if open_ or course.delivery_mode != vocab.online_delivery:
         how.append("报名：数据中没有在线报名链接；参加班次请经所在单位组织人事部门向主办机构报名。")
+    return how
+
+
+def _where(catalogue: Any, institution: str | None) -> str:
+    """"「古田干部学院」（福建省龙岩市上杭县）": an institution and its region, for the sentences below."""
+    name = catalogue.institution_name(institution) or "（未注明）"
+    region = getattr(catalogue.institutions.get(institution or ""), "region", None)
+    return f"「{name}」（{region}）" if region else f"「{name}」"
+
+
+def _course_line(catalogue: Any, position: int, ontology: Ontology) -> dict[str, Any]:
+    return _summary(catalogue.course_ids[position], "Course", catalogue.course_name[position],
+                    f"{catalogue.course_hours[position]:.1f} 学时 · {catalogue.course_delivery[position]}", ontology)
+
+
+def _class_how(catalogue: Any, klass: Any, day: Any, hours: float, count: int) -> list[str]:
+    """When, where and by whom a class is held, whether it can still be joined, and what it adds up to."""
+    when = (f"{klass.start_date.isoformat()} 至 {klass.end_date.isoformat() if klass.end_date else '（结束日期未注明）'}"
+            if klass.start_date else "日期未注明")
+    how = [f"由{_where(catalogue, klass.institution)}举办，{when}{f'（{klass.semester}）' if klass.semester else ''}。"]
+    if klass.start_date and klass.start_date >= day:
+        how.append("尚未开班，可以报名：数据中没有在线报名链接，请经所在单位组织人事部门向主办机构报名。")
+    elif klass.end_date and klass.end_date >= day:
+        how.append("正在进行中，已不能报名。")
+    else:
+        how.append("已结业；可向主办机构了解下一期。")
+    how.append(f"共 {count} 门课程、{hours:.1f} 学时，见下方课程安排。")
     return how
 
 
@@ -375,12 +401,33 @@ def item_guide(node: Node, links: list[dict[str, Any]], day: Any) -> dict[str, A
         published = [int(p) for p in under if catalogue.course_published[p]]
         published.sort(key=lambda p: (-float(catalogue.course_quality[p]), catalogue.course_ids[p]))
         guide["course_total"] = len(published)
-        guide["courses"] = [_summary(catalogue.course_ids[p], "Course", catalogue.course_name[p],
-                                     f"{catalogue.course_hours[p]:.1f} 学时 · {catalogue.course_delivery[p]}", ontology)
-                            for p in published[:PAGE_ITEMS]]
+        guide["courses"] = [_course_line(catalogue, p, ontology) for p in published[:PAGE_ITEMS]]
         topics = sorted(catalogue.narrower_closure(node.id))
+    elif node.label == "TrainingClass" and node.id in catalogue.classes:
+        klass = catalogue.classes[node.id]
+        positions = [catalogue.course_pos[c] for c in klass.courses if c in catalogue.course_pos]
+        guide["course_total"] = len(positions)
+        guide["courses"] = [_course_line(catalogue, p, ontology) for p in positions]  # the class's own order, all
+        guide["how"] = _class_how(catalogue, klass, day, float(sum(catalogue.course_hours[p] for p in positions)),
+                                  len(positions))
+        topics = [t for p in positions for t in catalogue.courses[catalogue.course_ids[p]].topics]
+    elif node.label == "DemonstrationSite" and node.id in catalogue.sites:
+        site = catalogue.sites[node.id]
+        routes, courses = by_field.get("^includesSite", []), by_field.get("^atSite", [])
+        guide["how"] = [f"现场教学由依托机构{_where(catalogue, site.institution)}组织，地点在{site.region or '（地区未注明）'}。"]
+        if routes or courses:
+            guide["how"].append("可参加" + "，或".join(part for part in (
+                f"途经此点的精品教学路线（{len(routes)} 条）" if routes else "",
+                f"在此开设的现场教学课程（{len(courses)} 门）" if courses else "") if part) + "，见下方。")
+        topics = list(site.topics)
     elif node.label == "TeachingRoute":
-        topics = [t for site in by_field.get("includesSite", []) if site in catalogue.sites for t in catalogue.sites[site].topics]
+        sites = [catalogue.sites[s] for s in by_field.get("includesSite", []) if s in catalogue.sites]
+        institution = next((n["id"] for link in links if link["field"] == "offeredBy" for n in link["nodes"]), None)
+        days = node.props.get("days")
+        guide["how"] = [f"由{_where(catalogue, institution)}开设{f'，共 {days} 天' if days else ''}"
+                        + (f"，依次到{'、'.join(site.name for site in sites)}" if sites else "") + "。",
+                        "参加路线教学请经所在单位组织人事部门与开设机构联系（数据中没有在线报名链接）。"]
+        topics = [t for site in sites for t in site.topics]
     else:
         topics = by_field.get("covers") or by_field.get("illustrates") or by_field.get("expertIn") or []
     guide["materials"] = [m for m in _topic_materials(catalogue, topics, ontology) if m["id"] != node.id]

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from kg.sqlite import immediate
+from kg.sqlite import immediate, private_file
 
 __all__ = ["FILE_NAME", "LOCAL_ZONE", "CadreChoices", "Choice"]
 
@@ -66,6 +66,7 @@ class CadreChoices:
         self.path = Path(path)
         self._local = threading.local()
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(self.path)  # personal data: the owner's only
         with self._tx() as conn:
             conn.execute(_SCHEMA)
 

@@ -101,8 +101,17 @@ def test_a_class_not_yet_open_is_offered_with_its_dates(early_app) -> None:
                         "start_date": "2025-03-03", "end_date": "2025-04-25", "institution": "inst:t-province-school",
                         "institution_name": "测试省委党校（行政学院）", "open": True}
     assert any("2025-03-03 开班" in line for line in detail["guide"]["how"])
+    klass = client.get("/api/catalogue/classes/class:t-main-2025", headers=bearer(early_app, "cadre1")).json["guide"]
+    assert klass["how"][0] == "由「测试省委党校（行政学院）」（测试省）举办，2025-03-03 至 2025-04-25（2025春）。"
+    assert "尚未开班，可以报名" in klass["how"][1] and klass["how"][2] == "共 2 门课程、5.0 学时，见下方课程安排。"
+    assert [c["id"] for c in klass["courses"]] == ["course:t-theory", "course:t-village-case"]  # the class's order
     _login(client, "cadre1")
     assert "可报名" in client.get("/catalogue/courses/course:t-theory").get_data(as_text=True)
+
+
+def test_a_class_that_has_ended_says_so(shared_client, shared_app) -> None:
+    how = shared_client.get("/api/catalogue/classes/class:t-main-2025", headers=bearer(shared_app, "cadre1")).json
+    assert how["guide"]["how"][1].startswith("已结业")
 
 
 def test_json_detail_carries_the_guide_and_titled_links(shared_client, shared_app) -> None:
