@@ -21,7 +21,7 @@ from api.auth import ApiBlueprint, audit, current_user
 from api.errors import fail
 from api.graph import graph
 from api.services import search_service
-from kg.build import RowTagger, TagEvidence
+from kg.build import PENDING_TAGS, RowTagger, TagEvidence
 from kg.model import Edge
 from kg.readers import SourceRow
 
@@ -29,8 +29,7 @@ __all__ = ["PENDING", "ReviewItem", "bp", "confirm_tags", "import_tagger", "revi
 
 bp = ApiBlueprint("review", __name__, url_prefix="/api/review", description="主题标注审核队列（课程设计者）")
 
-#: Tag states that wait for a person.
-PENDING = ("suggested", "doubtful")
+PENDING = PENDING_TAGS
 STATUS_NAMES = {"suggested": "系统建议", "doubtful": "导入标注存疑", "confirmed": "已确认"}
 #: A suggestion below this confidence is shown as low confidence.
 LOW_CONFIDENCE = 0.5

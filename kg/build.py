@@ -18,7 +18,7 @@ from kg.readers import SUPPORTED_SUFFIXES, NamesOf, SourceRow, read_file
 from kg.store.base import Store, WriteSummary
 from kg.validate import Issue, LabelsOf, ValidationResult, validate_rows
 
-__all__ = ["BuildFailed", "RowTagger", "TagEvidence", "build_graph", "corpus_files", "import_files", "load_files"]
+__all__ = ["PENDING_TAGS", "BuildFailed", "RowTagger", "TagEvidence", "build_graph", "corpus_files", "import_files", "load_files"]
 
 
 class BuildFailed(Exception):
@@ -52,6 +52,9 @@ class TagEvidence:
     confidence: float
 
 
+#: Tag statuses that wait for a person (``api.review``); a tag edge without ``tag`` is the catalogue's own.
+PENDING_TAGS = ("suggested", "doubtful")
+
 RowTagger = Callable[[list[SourceRow]], list[list[TagEvidence]]]
 """Given the rows of searchable items, the tags to write with their provenance, one list per row: empty to keep
 the row's own tags as they are.  The recommender provides it (``kg`` never imports the recommender)."""
@@ -77,13 +80,27 @@ def read_files(
     profile: str | None = None,
     names_of: NamesOf | None = None,
 ) -> tuple[list[SourceRow], list[str]]:
-    """Every row of the files, in order, and the notes on how each file was read."""
+    """Every row of the files and the notes on how each file was read.  A cell or statement that names a node
+    (a platform, a teacher) finds it among the stored ones (``names_of``) or those an earlier file of the same
+    import declares; xAPI statement files are read last, so the platforms and courses of the import come first."""
     rows: list[SourceRow] = []
     notes: list[str] = []
-    for path in tqdm(files, desc="读取语料", unit="个文件", disable=not progress):
-        read = read_file(path, ontology, default_type, profile, names_of)
+    stored: dict[str, dict[str, str]] = {}
+    declared: dict[str, dict[str, str]] = {}
+
+    def names(class_name: str) -> dict[str, str]:
+        if class_name not in stored:
+            stored[class_name] = dict(names_of(class_name)) if names_of else {}
+        return {**stored[class_name], **declared.get(class_name, {})}
+
+    for path in tqdm(sorted(files, key=lambda p: p.suffix.lower() == ".json"), desc="读取语料", unit="个文件",
+                     disable=not progress):
+        read = read_file(path, ontology, default_type, profile, names)
         rows.extend(read.rows)
         notes.extend(read.notes)
+        for row in read.rows:
+            if row.data and isinstance(row.data.get("name"), str) and isinstance(row.data.get("id"), str):
+                declared.setdefault(str(row.data.get("type")), {})[row.data["name"]] = row.data["id"]
     return rows, notes
 
 

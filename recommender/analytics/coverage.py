@@ -185,7 +185,7 @@ def coverage_report(
     direct: dict[str, list[Course]] = defaultdict(list)
     subtree: dict[str, dict[str, Course]] = defaultdict(dict)
     for course in courses:
-        for topic in course.topics:
+        for topic in course.confirmed_topics:  # a topic an import only suggested counts once a designer confirms it
             direct[topic].append(course)
             for ancestor in tree.ancestors(topic):
                 subtree[ancestor][course.id] = course

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from kg.build import PENDING_TAGS
 from kg.model import Edge, Node
 from kg.ontology import Ontology, load_ontology
 
@@ -121,6 +122,13 @@ class Course:
     audience_category: tuple[str, ...] = ()
     audience_group: tuple[str, ...] = ()
     site: str | None = None
+    #: topics an import suggested and no designer has confirmed yet (tag edge ``tag: suggested|doubtful``)
+    suggested_topics: tuple[str, ...] = ()
+
+    @property
+    def confirmed_topics(self) -> tuple[str, ...]:
+        """The topics that count as settled: coverage reports count these only (issue 15)."""
+        return tuple(t for t in self.topics if t not in self.suggested_topics)
 
 
 @dataclass(frozen=True)
@@ -249,10 +257,13 @@ def read_rows(
     """
     rel_types = ontology.relationship_types
     linked: dict[str, dict[str, list[tuple[int, str]]]] = {}
+    pending: dict[str, list[str]] = defaultdict(list)
     for prop in {p for specs in RELATIONS.values() for p in specs}:
         grouped: dict[str, list[tuple[int, str]]] = defaultdict(list)
         for edge in edges(rel_types[prop]):
             grouped[edge.src].append((int(edge.props.get("ord", len(grouped[edge.src]))), edge.dst))
+            if edge.props.get("tag") in PENDING_TAGS:
+                pending[edge.src].append(edge.dst)
         linked[prop] = grouped
     out: dict[str, list[Any]] = {}
     for class_name, row_class in ROW_CLASSES.items():
@@ -268,6 +279,8 @@ def read_rows(
             for prop, (attr, single) in relations.items():
                 targets = tuple(dst for _, dst in sorted(linked[prop].get(node.id, ()), key=lambda p: p[0]))
                 values[attr] = (targets[0] if targets else None) if single else targets
+            if node.id in pending and row_class is Course:
+                values["suggested_topics"] = tuple(pending[node.id])
             rows.append(row_class(**values))
         out[class_name] = rows
     return out

@@ -760,6 +760,8 @@ class Ranker:
             details.append(f"课程主要面向{'、'.join(self._audience_names(course))}；面向你的课程不足，暂列于此")
         if scored.choices is not None and (marked := scored.choices.detail(s.course_ids[course])):
             details.append(marked)
+        if suggested := s.courses[s.course_ids[course]].suggested_topics:
+            details.append(f"主题『{'、'.join(s.topic_name(t) for t in suggested)}』为导入时系统建议，尚待课程设计者确认")
         signature = scored.signature[course]
         parts = {"gap": float(scored.gap[signature]), "graph": float(scored.graph[signature]), "format": float(bool(formats)),
                  "audience": float(bool(own)), "freshness": float(scored.freshness[course]),
