@@ -19,7 +19,7 @@ from flask import Response
 from api import fields as f
 from api.auth import ApiBlueprint, audit, current_user
 from api.errors import fail
-from api.graph import get_node, graph
+from api.graph import get_node, graph, require_reader_of
 from api.reports import as_of, report_schema
 from api.services import CadreView, cadre_view, study_choices
 from kg.ontology import load_ontology
@@ -148,11 +148,10 @@ def own_records(cadre_id: str) -> tuple[list[str], list[list[Any]]]:
 
 # ─── the cadre's study plan and feedback (kg.choices; the ranker reads them with the profile) ───
 def _require_owner(cadre_id: str) -> None:
-    """A cadre changes only their own plan: administrators read it (``require_reader_of``) but do not write it."""
-    user = current_user()
-    if user is None:
-        fail(401, "请先登录")
-    if user.role != "cadre" or user.cadre_id != cadre_id:
+    """A cadre changes only their own plan (another cadre's id: the one 403 of every cadre route); administrators
+    read it but do not write it."""
+    require_reader_of(cadre_id)
+    if current_user().role != "cadre":
         fail(403, "学习计划与反馈只能由干部本人修改")
 
 

@@ -107,7 +107,7 @@ def test_wrong_role_gets_403(shared_client, shared_app, method: str, url: str, e
         assert "仅限" in response.json["错误"]
 
 
-CADRE_ROUTES = [(m, u) for m, u, e in ROUTES if e.startswith("cadres.")]
+CADRE_ROUTES = [(m, u) for m, u, e in ROUTES if e.startswith("cadres.") and m == "GET"]  # writes: test_study_plan
 
 
 @pytest.mark.parametrize(("method", "url"), CADRE_ROUTES)
