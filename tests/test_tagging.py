@@ -143,3 +143,51 @@ def test_cli_tag_check(tagger, request, tmp_path, monkeypatch):
     result = CliRunner().invoke(main, ["tag-check", str(path), "--strict"])
     assert result.exit_code == 1, result.output
     assert "course:x-9" in result.output and "可能标错 1" in result.output
+
+
+def test_every_topic_is_defined_and_cites_the_plan(tagger):
+    """The label evidence reads each topic's SKOS definition; every topic has one, and the plan section naming it."""
+    props = tagger.service.topic_props
+    assert all(props[t].get("definition") and props[t].get("planSection") for t in tagger.topic_ids)
+
+
+def test_a_batch_is_encoded_in_few_encoder_calls(tagger, monkeypatch):
+    """Tagging a whole import encodes its new texts together (``ENCODE_BATCH`` per call), not one by one."""
+    from recommender.search.documents import Document
+    from recommender.search.tagging import ENCODE_BATCH
+
+    calls: list[int] = []
+    encoder = tagger.service.encoder
+    real = encoder.passage
+    monkeypatch.setattr(encoder, "passage", lambda texts: calls.append(len(texts)) or real(texts))
+    docs = [Document(id=f"new:{k}", kind="", title=f"第 {k} 门新课：基层治理与数字政府", description="",
+                     chunks=(f"第 {k} 门新课：基层治理与数字政府",)) for k in range(100)]
+    probabilities = tagger.confidences(docs)
+    assert probabilities.shape == (100, len(tagger.topic_ids))
+    assert calls == [ENCODE_BATCH, 100 - ENCODE_BATCH]
+
+
+def test_lexical_evidence_prefers_the_longer_label(tagger):
+    """经济 inside 习近平经济思想 is evidence for the latter only; an occurrence of its own still counts."""
+    column = tagger.topic_ids.index
+    inside, alone = tagger._lexical(["习近平经济思想学习纲要", "经济形势与政策"])
+    assert inside[column("topic:xi-economy")] == 1.0 and inside[column("topic:economy")] == 0.0
+    assert alone[column("topic:economy")] > 0
+
+
+def test_explain_gives_evidence_a_reviewer_can_read(tagger):
+    from recommender.search.documents import Document
+
+    doc = Document(id="", kind="", title="光伏、风电与新型电力系统", description="", chunks=("光伏、风电与新型电力系统",))
+    [found] = tagger.explain([doc], k=3)
+    best = found[0]
+    assert best["topic"] == "topic:new-energy" and best["plan_section"] and best["definition"]
+    assert best["examples"] and all(e["similarity"] > 0 for e in best["examples"])
+    assert [s["confidence"] for s in found] == sorted((s["confidence"] for s in found), reverse=True)
+
+
+def test_a_bare_title_is_tagged_from_catalogue_titles(tagger):
+    """An import often has titles only: the catalogue's own titles are examples too (rows after the described)."""
+    assert len(tagger._example_titles) == 2 * len(tagger._ids)
+    best = tagger.suggest("“千万工程”经验与和美乡村建设", k=3)
+    assert "topic:rural-revitalization" in [s.topic for s in best]
