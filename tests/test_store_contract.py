@@ -292,6 +292,23 @@ def test_a_cadres_training_records_are_one_round_trip(store_under_test: Store) -
     assert store_under_test.referrers(cadres, type="OF_CADRE") == Store.referrers(store_under_test, cadres, type="OF_CADRE")
 
 
+def test_nodes_with_their_outgoing_edges_are_one_round_trip(store_under_test: Store) -> None:
+    """The batch's read of a block of cadres: each node with every edge it points out along (category, groups…)."""
+    seeded(store_under_test)
+    asked = ["class:c-1", "nobody:x", "course:c-1", "teacher:c-1", "class:c-1", "course:c-2", "cadre:c-1"]
+    with round_trips(store_under_test) as trips:
+        found = store_under_test.nodes_with_edges(iter(asked))
+    assert len(trips) == 1
+    assert list(found) == ["cadre:c-1", "class:c-1", "course:c-1", "course:c-2", "teacher:c-1"]  # unknown ids absent
+    assert found["cadre:c-1"] == NodeWithEdges(CADRE, [])  # a node with no outgoing edge is still there
+    assert found["course:c-1"] == NodeWithEdges(COURSE, [Edge("course:c-1", "COVERS", "topic:c-rural"),
+                                                         Edge("course:c-1", "TAUGHT_BY", "teacher:c-1")])
+    assert [e.props for e in found["class:c-1"].edges] == [{"ord": 2}, {"ord": 1}]  # (src, type, dst) order, props kept
+    # the native answer equals the base class's default, composed from get_nodes and edges_from
+    assert found == Store.nodes_with_edges(store_under_test, asked)
+    assert store_under_test.nodes_with_edges([]) == {} and store_under_test.nodes_with_edges(["nobody:x"]) == {}
+
+
 def test_get_nodes_and_labels_of_are_one_round_trip(store_under_test: Store) -> None:
     seeded(store_under_test)
     asked = [n.id for n in NODES] + ["nobody:x"]

@@ -176,6 +176,19 @@ class Store(ABC):
             for dst, edges in into.items()
         }
 
+    def nodes_with_edges(self, ids: Iterable[str]) -> dict[str, NodeWithEdges]:
+        """The nodes asked that exist, each with all of its outgoing edges: ``{id: NodeWithEdges}`` in id order,
+        edges sorted by ``(src, type, dst)``; an unknown id is absent.
+
+        Made for work over many cadres at once (the nightly batch): a block of cadres with the category, domain
+        and groups they point at, next to :meth:`referrers` for their records, is two reads for the whole block
+        instead of three per cadre.  Both back ends answer it in one query (per large chunk of ids); this default
+        composes :meth:`get_nodes` and :meth:`edges_from`.
+        """
+        nodes = self.get_nodes(ids)
+        out = self.edges_from(n.id for n in nodes)
+        return {n.id: NodeWithEdges(n, out[n.id]) for n in nodes}
+
     def label_of(self, node_id: str) -> str | None:
         node = self.get_node(node_id)
         return node.label if node else None

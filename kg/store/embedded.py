@@ -324,6 +324,24 @@ class EmbeddedStore(Store):
             result[target].append(NodeWithEdges(self._node(tuple(_node)), [_edge(r[4:]) for r in group]))
         return result
 
+    def nodes_with_edges(self, ids: Iterable[str]) -> dict[str, NodeWithEdges]:
+        """One statement: the nodes left-joined to their outgoing edges (see :meth:`Store.nodes_with_edges`)."""
+        asked = sorted(set(ids))
+        if not asked:
+            return {}
+        rows = self._conn().execute(
+            f"""
+            SELECT n.id, n.label, n.props, o.src, o.type, o.dst, o.props
+            FROM nodes n LEFT JOIN edges o ON o.src = n.id
+            WHERE n.id IN ({_IDS}) ORDER BY n.id, o.type, o.dst
+            """,
+            (_ids(asked),),
+        )
+        result: dict[str, NodeWithEdges] = {}
+        for node, group in groupby(rows, key=lambda r: r[:3]):
+            result[node[0]] = NodeWithEdges(self._node(node), [_edge(r[3:]) for r in group if r[3] is not None])
+        return result
+
     def node_counts(self) -> dict[str, int]:
         return dict(self._conn().execute("SELECT label, count(*) FROM nodes GROUP BY label ORDER BY label"))
 

@@ -12,18 +12,24 @@
 * Writes go in ``UNWIND $rows … MERGE`` batches through ``execute_write``, so transient errors are retried; every
   batch is idempotent (``MERGE``; ``SET`` only where a value differs), which makes a retry or a second sync write
   nothing.  :meth:`Neo4jStore.write` runs its batches in one transaction, which is what makes it atomic; bulk
-  copies that need not be atomic use :meth:`Neo4jStore.apply` per batch (see :mod:`kg.sync`).
+  copies that need not be atomic use :meth:`Neo4jStore.apply` per batch, or :meth:`Neo4jStore.write_delta` for
+  rows a diff has already sorted into creates, updates and deletes (see :mod:`kg.sync`).
+* Every node, and every relationship with properties, carries :data:`kg.cypher.HASH_PROPERTY`, a hash of its
+  content (:func:`node_hash`, :func:`edge_hash`) set by every write; reads drop it.  A sync reads only ids,
+  labels and hashes (:meth:`Neo4jStore.node_hashes`, :meth:`Neo4jStore.edge_hashes`) to find what differs.
 * The graph's version stamp lives on one bookkeeping node labelled :data:`kg.cypher.META_LABEL` (not a
   :data:`~kg.cypher.NODE_LABEL`, so no read, count, export or clear sees it); every write transaction raises it as
   its last statement, so it changes exactly when that transaction commits.
-* Reads of many ids (``get_nodes``, ``labels_of``, ``edges_from``, ``edges_to``, ``referrers``) are one
+* Reads of many ids (``get_nodes``, ``labels_of``, ``edges_from``, ``edges_to``, ``referrers``, ``nodes_with_edges``) are one
   ``UNWIND $ids`` query per ``batch_size`` ids.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import islice
@@ -35,13 +41,13 @@ from neo4j import exceptions as neo4j_errors
 from tqdm import tqdm
 
 from kg.config import Settings
-from kg.cypher import LIBRARY, META_KEY, META_LABEL, NODE_LABEL, STORE, TEXT_INDEX
+from kg.cypher import HASH_PROPERTY, LIBRARY, META_KEY, META_LABEL, NODE_LABEL, STORE, TEXT_INDEX
 from kg.model import Edge, Node, NodeWithEdges
 from kg.ontology import Ontology
 from kg.store.base import Direction, Store, StoreError, WriteSummary
 from kg.store.integrity import check_edges, check_nodes, missing_ends_error
 
-__all__ = ["Batch", "Neo4jStore"]
+__all__ = ["DELTA_QUERIES", "Batch", "Neo4jStore", "edge_hash", "edge_row", "node_hash", "node_row"]
 
 _COUNTERS = (
     "nodes_created",
@@ -80,6 +86,50 @@ def _plain(props: dict[str, Any]) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in props.items()}
 
 
+def _digest(value: Any) -> int:
+    """A signed 64-bit BLAKE2b of the value's canonical JSON (sorted keys), so it fits a Neo4j integer.  JSON keeps
+    1, 1.0 and true apart, as :func:`_same` does."""
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big", signed=True)
+
+
+def node_hash(label: str, props: Mapping[str, Any]) -> int:
+    """The content hash a node carries in Neo4j: its class and its properties (the id is the key, not content)."""
+    return _digest([label, props])
+
+
+def edge_hash(props: Mapping[str, Any]) -> int | None:
+    """The content hash of a relationship's properties; None for one without any, which then carries no hash at
+    all (most relationships: nothing extra to write).  A stored hash of None therefore means "no properties"."""
+    return _digest(props) if props else None
+
+
+def node_row(node: Node) -> dict[str, Any]:
+    """What a node's properties are in Neo4j: its own, its id and its content hash."""
+    return {**_plain(node.props), "id": node.id, HASH_PROPERTY: node_hash(node.label, node.props)}
+
+
+def edge_row(edge: Edge) -> dict[str, Any]:
+    """A relationship's ``src``, ``dst`` and properties in Neo4j (with the hash only when it has properties)."""
+    props = _plain(edge.props)
+    if props:
+        props[HASH_PROPERTY] = edge_hash(edge.props)
+    return {"src": edge.src, "dst": edge.dst, "props": props}
+
+
+DELTA_QUERIES = {
+    "create_nodes": "insert_nodes",
+    "update_nodes": "update_nodes",
+    "patch_nodes": "patch_nodes",
+    "delete_nodes": "delete_nodes",
+    "create_edges": "insert_edges",
+    "update_edges": "update_edges",
+    "patch_edges": "patch_edges",
+    "delete_edges": "delete_edges",
+}
+"""The operations :meth:`Neo4jStore.write_delta` runs, each one named query of :data:`kg.cypher.STORE`."""
+
+
 def _same(a: Any, b: Any) -> bool:
     """Equality that also compares types, so 1, 1.0 and True differ (Cypher's ``=`` would call them equal)."""
     if type(a) is not type(b):
@@ -106,16 +156,14 @@ class Batch:
     """One unit of change, applied in one transaction by :meth:`Neo4jStore.apply`.
 
     Applied in this order: ``delete`` (ids, with their edges), ``nodes`` (upserted whole), a check that every
-    end of ``edges`` exists (unless ``check_ends`` is off: a bulk copy whose ends were written just before, and
-    which compares counts at the end, skips it), then the outgoing edges of each id in ``owners`` that are not
-    among ``edges`` are removed, and ``edges`` are upserted.
+    end of ``edges`` exists, then the outgoing edges of each id in ``owners`` that are not among ``edges`` are
+    removed, and ``edges`` are upserted.
     """
 
     nodes: list[Node] = field(default_factory=list)
     edges: list[Edge] = field(default_factory=list)
     owners: list[str] = field(default_factory=list)
     delete: list[str] = field(default_factory=list)
-    check_ends: bool = True
 
     @property
     def size(self) -> int:
@@ -376,8 +424,7 @@ class Neo4jStore(Store):
         for chunk in _chunks(batch.nodes, self.batch_size):
             self._upsert_nodes(tx, chunk, run)
             done(len(chunk))
-        if batch.check_ends:
-            self._check_ends(tx, batch.edges)
+        self._check_ends(tx, batch.edges)
         by_src: dict[str, list[Edge]] = defaultdict(list)
         for edge in batch.edges:
             by_src[edge.src].append(edge)
@@ -394,7 +441,7 @@ class Neo4jStore(Store):
         created: dict[str, list[dict[str, Any]]] = defaultdict(list)
         updated: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for node in nodes:
-            row = {"id": node.id, "props": {**_plain(node.props), "id": node.id}}
+            row = {"id": node.id, "props": node_row(node)}
             old = stored.get(node.id)
             if old is None:
                 created[node.label].append(row)
@@ -411,18 +458,17 @@ class Neo4jStore(Store):
     ) -> None:
         """``owners``' outgoing edges become exactly those in ``edges``; other sources' edges are upserted."""
         stored = {
-            (r["src"], r["type"], r["dst"]): dict(r["props"])
-            for r in _rows(tx, self._text("edges_of"), ids=srcs, type=None, dst=None)
+            edge.key: edge.props for edge in map(self._edge, _rows(tx, self._text("edges_of"), ids=srcs, type=None, dst=None))
         }
-        given = {e.key: _plain(e.props) for e in edges}
+        given = {e.key: e for e in edges}
         created: dict[str, list[dict[str, Any]]] = defaultdict(list)
         updated: dict[str, list[dict[str, Any]]] = defaultdict(list)
         deleted: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for (src, rel, dst), props in given.items():
-            row = {"src": src, "dst": dst, "props": props}
+        for (src, rel, dst), edge in given.items():
+            row = edge_row(edge)
             if (src, rel, dst) not in stored:
                 created[rel].append(row)
-            elif not _same(stored[(src, rel, dst)], props):
+            elif not _same(stored[(src, rel, dst)], _plain(edge.props)):
                 updated[rel].append(row)
         for src, rel, dst in stored:
             if src in owners and (src, rel, dst) not in given:
@@ -443,6 +489,63 @@ class Neo4jStore(Store):
             missing.extend(_rows(tx, self._text("missing_ids"), ids=chunk))
         if missing:
             raise missing_ends_error(sorted(missing))
+
+    def write_delta(self, op: str, name: str | None, rows: list[Any]) -> Counter[str]:
+        """Run one operation of :data:`DELTA_QUERIES` over ``rows`` in its own transaction (retried on transient
+        errors), raising the version stamp when the server changed anything; returns the server's counters.
+
+        ``name`` is the class (node operations but delete) or relationship type (edge operations), checked
+        against the ontology.  Rows: ``create_nodes`` ``{"props"}`` and ``update_nodes`` ``{"id", "props",
+        "stale": [old label]}`` with the props of :func:`node_row`; ``patch_nodes`` ``{"id", "props"}`` (merged in);
+        ``delete_nodes`` ids (with their edges); edge operations ``{"src", "dst", "props"}`` as :func:`edge_row`
+        makes them (``delete_edges`` needs only the ends).  The caller has diffed: a create of something that
+        exists fails on the id constraint (nodes) or makes a second relationship (edges, which the next sync's
+        diff finds and repairs)."""
+        if op not in DELTA_QUERIES:
+            raise StoreError(f"没有名为『{op}』的写入操作；可用：{'、'.join(DELTA_QUERIES)}")
+        if op == "delete_nodes":
+            text, params = self._text("delete_nodes"), {"ids": rows}
+        elif op.endswith("_nodes"):
+            if name not in self.labels:
+                raise StoreError(f"类别『{name}』不是本体中的类")
+            text, params = self._text(DELTA_QUERIES[op], _label=name), {"rows": rows}
+        else:
+            if name not in self.rel_types:
+                raise StoreError(f"关系类型『{name}』不是本体中的关系类型")
+            text, params = self._text(DELTA_QUERIES[op], _rel=name), {"rows": rows}
+
+        def work(tx: ManagedTransaction) -> Counter[str]:
+            counters = tx.run(text, params).consume().counters
+            changes = Counter({key: getattr(counters, key) for key in _COUNTERS})
+            if any(changes.values()):
+                self._bump_version(tx)
+            return changes
+
+        return self._write(work)
+
+    def node_hashes(self, ids: Sequence[str]) -> dict[str, tuple[str, int | None]]:
+        """``{id: (label, content hash)}`` for the ids the server holds (hash None when a writer left none), in
+        one query per ``batch_size`` ids: what a sync compares instead of reading every property."""
+        text = self._text("node_hashes")
+        found: dict[str, tuple[str, int | None]] = {}
+        for chunk in _chunks(ids, self.batch_size):
+            found.update((i, (label, h)) for i, label, h in self._read(_rows, text, ids=chunk, node_label=NODE_LABEL))
+        return found
+
+    def edge_hashes(self, srcs: Sequence[str]) -> dict[tuple[str, str, str], list[int | None]]:
+        """``{(src, type, dst): [content hash, …]}`` for every outgoing relationship of ``srcs``, one query per
+        ``batch_size`` ids; a key with two hashes is a relationship stored twice (the contract allows one)."""
+        text = self._text("edge_hashes")
+        found: dict[tuple[str, str, str], list[int | None]] = defaultdict(list)
+        for chunk in _chunks(srcs, self.batch_size):
+            for src, rel, dst, h in self._read(_rows, text, ids=chunk):
+                found[(src, rel, dst)].append(h)
+        return dict(found)
+
+    def node_total(self) -> int:
+        """Every node in the database but the bookkeeping node, of any label, the ontology's or not: an import
+        that replaces the database is allowed only when this is 0."""
+        return self._read(lambda tx: tx.run(self._text("count_all")).single(strict=True)["n"])
 
     def delete_nodes(self, ids: Iterable[str]) -> WriteSummary:
         ids = sorted(set(ids))
@@ -470,11 +573,14 @@ class Neo4jStore(Store):
     def _node(record: Any) -> Node:
         props = dict(record["props"])
         props.pop("id", None)
+        props.pop(HASH_PROPERTY, None)
         return Node(record["id"], record["label"], props)
 
     @staticmethod
     def _edge(record: Any) -> Edge:
-        return Edge(record["src"], record["type"], record["dst"], dict(record["props"]))
+        props = dict(record["props"])
+        props.pop(HASH_PROPERTY, None)
+        return Edge(record["src"], record["type"], record["dst"], props)
 
     def get_node(self, node_id: str) -> Node | None:
         found = self.get_nodes([node_id])
@@ -575,6 +681,15 @@ class Neo4jStore(Store):
 
         grouped = self._grouped(dsts, fetch, key=lambda pair: pair[0])
         return {dst: sorted((item for _dst, item in pairs), key=lambda r: r.node.id) for dst, pairs in grouped.items()}
+
+    def nodes_with_edges(self, ids: Iterable[str]) -> dict[str, NodeWithEdges]:
+        """One query per ``batch_size`` ids, each node with all its outgoing edges (see :meth:`Store.nodes_with_edges`)."""
+        text = self._text("nodes_with_edges")
+        result: dict[str, NodeWithEdges] = {}
+        for chunk in _chunks(sorted(set(ids)), self.batch_size):
+            for r in self._read(_rows, text, ids=chunk, node_label=NODE_LABEL):
+                result[r["id"]] = NodeWithEdges(self._node(r), sorted(map(self._edge, r["out"]), key=lambda e: e.key))
+        return result
 
     def _counts(self, tx: ManagedTransaction, query: str, slot: str, names: Iterable[str]) -> dict[str, int]:
         counts = {}

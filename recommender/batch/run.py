@@ -1,37 +1,46 @@
-"""Batch mode: suggestions and gaps for every cadre, stored in one SQLite file for the API and for designers.
+"""Batch mode: suggestions and gaps for every cadre, as Parquet for analysis and in one SQLite file for the API
+and for designers.
 
-The file (``Settings.home/recommender/batch.sqlite`` by default) holds, per cadre, the ranked suggestions
-with their reasons and the gaps with their weights, plus a ``demand`` view (cadres with a gap per topic)
-that curriculum designers read against the supply of courses.  A run writes a new file beside the old one
-and renames it into place, so readers see either the previous complete run or the new one.
+Cadres go in blocks (:mod:`recommender.batch.blocks`): each block is read from the store in two calls, its
+changed cadres are recomputed and the others keep the last run's rows, and its rows are written as one Parquet file
+per table (``batch-parquet/<run>/suggestions/part-00000.parquet`` …, beside the SQLite file).  Blocks run in this
+process (one worker, no address) or on a Dask cluster (:mod:`recommender.batch.engine`): a local cluster of
+``workers`` processes, or the cluster at ``address`` / ``GANXUN_BATCH_ADDRESS`` — the same code either way.
 
-With ``workers > 1`` cadres are split across forked processes that share the snapshot copy-on-write and
-open their own store connection; the parent writes everything.
+The SQLite file (``Settings.home/recommender/batch.sqlite`` by default) is the read view: per cadre the ranked
+suggestions with their reasons and the gaps with their weights, a ``demand`` view (cadres with a gap per topic)
+that curriculum designers read against the supply of courses, each cadre's fingerprint for the next incremental
+run, and ``meta`` (date, k, run key, where the Parquet files are).  It is filled from the blocks' Parquet parts as
+they finish, written beside the old file and renamed into place, so readers see either the previous complete run or
+the new one; the previous run's Parquet directory is removed only then.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import multiprocessing as mp
 import os
+import shutil
 import sqlite3
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from kg.config import Settings
 from kg.store.base import Store
+from recommender.batch.blocks import TABLES, BatchPlan, BlockResult, BlockTask, part_path, run_block, run_key
 from recommender.errors import InvalidRequest
-from recommender.learner.gaps import analyse_gaps
 from recommender.labelled import Labelled
 from recommender.service import Recommender
 
-__all__ = ["BatchSummary", "batch_path", "load_suggestions", "run_batch", "stored_demand"]
+__all__ = ["ADDRESS_ENV", "BLOCK_SIZE", "ENGINES", "BatchSummary", "batch_address", "batch_parquet", "batch_path",
+           "load_suggestions", "run_batch", "stored_demand"]
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -41,17 +50,33 @@ CREATE TABLE suggestions (
 CREATE TABLE gaps (
     cadre_id TEXT NOT NULL, topic_id TEXT NOT NULL, level TEXT NOT NULL, weight REAL NOT NULL, coverage REAL NOT NULL,
     threshold REAL NOT NULL, PRIMARY KEY (cadre_id, topic_id)) WITHOUT ROWID;
+CREATE TABLE cadres (cadre_id TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, part INTEGER NOT NULL) WITHOUT ROWID;
 CREATE INDEX gaps_topic ON gaps(topic_id, level);
 CREATE VIEW demand AS
     SELECT topic_id, count(*) AS cadres, sum(level = 'essential') AS essential, avg(weight) AS mean_weight
     FROM gaps GROUP BY topic_id;
 """
-_CHUNK = 64
+#: Cadres per block: large enough that a block's two store reads and its Parquet files cost little per cadre,
+#: small enough that progress moves and a cluster's workers share the tail of a run.
+BLOCK_SIZE = 500
+#: ``inline``: this process; ``dask``: a Dask cluster; ``auto``: Dask when an address or more than one worker is given.
+ENGINES = ("auto", "inline", "dask")
+#: The Dask scheduler's address (``tcp://host:8786``): when set, the batch runs on that cluster.
+ADDRESS_ENV = "GANXUN_BATCH_ADDRESS"
 
 
 def batch_path(settings: Settings | None = None) -> Path:
     """Where batch results live for these settings."""
     return (settings or Settings.from_env()).home / "recommender" / "batch.sqlite"
+
+
+def batch_address(address: str | None = None, env: dict[str, str] | None = None) -> str | None:
+    """The cluster to run on: ``address`` when given, else :data:`ADDRESS_ENV`, else None (this machine)."""
+    return address or (os.environ if env is None else env).get(ADDRESS_ENV) or None
+
+
+def _parquet_root(path: Path) -> Path:
+    return path.with_name(f"{path.stem}-parquet")
 
 
 @dataclass(frozen=True)
@@ -62,10 +87,16 @@ class BatchSummary(Labelled):
     cadres: int
     suggestions: int
     seconds: float
+    computed: int = 0
+    carried: int = 0
+    parquet: Path | None = None
+    engine: str = "inline"
+    workers: int = 1
 
     LABELS: ClassVar[dict[str, str]] = {
         "path": "结果文件", "today": "统计日期", "k": "每人推荐条数", "cadres": "干部人数", "suggestions": "推荐条目",
-        "seconds": "用时（秒）", "rate": "每秒处理干部数",
+        "seconds": "用时（秒）", "rate": "每秒处理干部数", "computed": "重新计算人数", "carried": "沿用上次结果人数",
+        "parquet": "Parquet 目录", "engine": "执行方式", "workers": "工作进程数",
     }
 
     @property
@@ -73,51 +104,45 @@ class BatchSummary(Labelled):
         return self.cadres / self.seconds if self.seconds > 0 else 0.0
 
 
-Rows = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]
+def _previous(path: Path, key: str) -> tuple[Path | None, dict[str, tuple[str, int]]]:
+    """The last run's Parquet directory and each cadre's (fingerprint, part), when it ran under the same key."""
+    if not path.exists():
+        return None, {}
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        meta = {k: json.loads(v) for k, v in conn.execute("SELECT key, value FROM meta")}
+        if meta.get("run_key") != key or "parquet" not in meta:
+            return None, {}
+        directory = path.parent / meta["parquet"]
+        if not directory.is_dir():
+            return None, {}
+        return directory, {c: (f, p) for c, f, p in conn.execute("SELECT cadre_id, fingerprint, part FROM cadres")}
+    except sqlite3.Error:  # a file from before fingerprints: everyone is recomputed
+        return None, {}
+    finally:
+        conn.close()
 
 
-def _rows(recommender: Recommender, cadre_id: str, k: int, today: dt.date) -> Rows:
-    """Suggestion rows and gap rows of one cadre."""
-    profile = recommender.profile(cadre_id, today)
-    report = analyse_gaps(profile, recommender.snapshot, today, recommender.coverage)
-    ranked = recommender.ranker.rank(profile, report, today, k=k)
-    suggestions = [(cadre_id, s.rank, s.item_id, s.kind, s.name, s.score, s.reason, s.gap_topic, s.section)
-                   for s in (*ranked.items, *ranked.materials)]
-    gaps = [(cadre_id, g.topic_id, g.requirement.level, round(g.weight, 4), g.coverage, g.threshold) for g in report.gaps]
-    return suggestions, gaps
+def _tasks(ids: Sequence[str], block_size: int, previous: dict[str, tuple[str, int]],
+           choices_of: Callable[[str], tuple[Any, ...]] | None) -> list[BlockTask]:
+    tasks = []
+    for number, start in enumerate(range(0, len(ids), block_size)):
+        block = tuple(ids[start:start + block_size])
+        chosen = {c: found for c in block if (found := choices_of(c))} if choices_of is not None else {}
+        tasks.append(BlockTask(number, block, {c: previous[c] for c in block if c in previous}, chosen))
+    return tasks
 
 
-_WORKER: dict[str, Any] = {}
-
-
-def _init_worker(store_factory: Callable[[], Store]) -> None:
-    parent: Recommender = _WORKER["parent"]
-    _WORKER["recommender"] = Recommender(parent.snapshot, store_factory(), coverage=parent.coverage,
-                                         ranking=parent.ranker.config)
-
-
-def _work(args: tuple[list[str], int, dt.date]) -> list[Rows]:
-    ids, k, today = args
-    return [_rows(_WORKER["recommender"], cadre_id, k, today) for cadre_id in ids]
-
-
-def _chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:
-    for start in range(0, len(items), size):
-        yield list(items[start:start + size])
-
-
-def _results(recommender: Recommender, ids: Sequence[str], k: int, today: dt.date, workers: int,
-             store_factory: Callable[[], Store] | None) -> Iterator[list[Rows]]:
-    if workers <= 1:
-        for chunk in _chunks(ids, _CHUNK):
-            yield [_rows(recommender, cadre_id, k, today) for cadre_id in chunk]
-        return
-    if store_factory is None:
-        raise InvalidRequest("workers>1 时需要提供 store_factory（在每个子进程中打开存储）")
-    _WORKER["parent"] = recommender
-    context = mp.get_context("fork")
-    with context.Pool(workers, initializer=_init_worker, initargs=(store_factory,)) as pool:
-        yield from pool.imap(_work, ((chunk, k, today) for chunk in _chunks(ids, _CHUNK)))
+def _ingest(conn: sqlite3.Connection, out: Path, result: BlockResult) -> None:
+    """Copy one finished block's Parquet parts into the SQLite read view."""
+    for name in ("suggestions", "gaps", "cadres"):
+        table = pq.read_table(part_path(out, name, result.number), schema=TABLES[name])
+        columns = [table.column(i).to_pylist() for i in range(table.num_columns)]
+        if name == "cadres":
+            conn.executemany("INSERT INTO cadres VALUES (?,?,?)", ((c, f, result.number) for c, f, _ in zip(*columns)))
+        else:
+            marks = ",".join("?" * table.num_columns)
+            conn.executemany(f"INSERT INTO {name} VALUES ({marks})", zip(*columns))
 
 
 def run_batch(
@@ -131,46 +156,98 @@ def run_batch(
     workers: int = 1,
     store_factory: Callable[[], Store] | None = None,
     on_progress: Callable[[int, int], Any] | None = None,
+    address: str | None = None,
+    engine: str = "auto",
+    block_size: int = BLOCK_SIZE,
+    incremental: bool = True,
 ) -> BatchSummary:
     """Recommend for every cadre (or the given ones) and store the results atomically at ``path``.
 
-    ``on_progress(done, total)`` is told after each chunk of cadres (64) is stored, for a job's progress bar."""
+    ``workers`` processes of a local Dask cluster, or the cluster at ``address`` (default ``GANXUN_BATCH_ADDRESS``);
+    ``store_factory`` opens the store in a worker (default: the same SQLite file, or the configured back end).  With
+    ``incremental`` only cadres whose fingerprint changed since the last run at ``path`` are recomputed.
+    ``on_progress(done, total)`` is told after each block is stored, for a job's progress bar."""
     if not 1 <= k <= 200:
         raise InvalidRequest(f"k（每人推荐条数）应在 1 到 200 之间，实际为 {k}")
     if workers < 1:
         raise InvalidRequest(f"workers（并行进程数）应为正整数，实际为 {workers}")
+    if block_size < 1:
+        raise InvalidRequest(f"block_size（每块干部数）应为正整数，实际为 {block_size}")
+    if engine not in ENGINES:
+        raise InvalidRequest(f"engine（执行方式）应为 {'、'.join(ENGINES)}，实际为『{engine}』")
+    address = batch_address(address)
+    if engine == "auto":
+        engine = "dask" if address is not None or workers > 1 else "inline"
     day = recommender.today(today)
-    ids = list(cadre_ids) if cadre_ids is not None else [n.id for n in recommender.store.nodes("Cadre")]
+    ids = sorted(set(cadre_ids) if cadre_ids is not None else (n.id for n in recommender.store.nodes("Cadre")))
     path = path or batch_path()
     path.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    key = run_key(recommender, day, k)
+    before, previous = _previous(path, key) if incremental else (None, {})
+    out = _parquet_root(path) / f"{dt.datetime.now():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    out.mkdir(parents=True)
+    plan = BatchPlan(k, day, key, str(out), str(before) if before is not None else None)
+    choices = recommender.choices
+    tasks = _tasks(ids, block_size, previous, choices.of if choices is not None else None)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)
-    started = time.perf_counter()
-    n_suggestions = n_done = 0
+    n_suggestions = n_done = n_computed = 0
     conn = sqlite3.connect(tmp)
     try:
         conn.executescript(_SCHEMA)
         with tqdm(total=len(ids), desc="批量推荐", unit="人", disable=not progress) as bar:
-            for chunk in _results(recommender, ids, k, day, workers, store_factory):
-                for suggestions, gaps in chunk:
-                    conn.executemany("INSERT INTO suggestions VALUES (?,?,?,?,?,?,?,?,?)", suggestions)
-                    conn.executemany("INSERT INTO gaps VALUES (?,?,?,?,?,?)", gaps)
-                    n_suggestions += len(suggestions)
-                bar.update(len(chunk))
-                n_done += len(chunk)
+            for result in _blocks(recommender, plan, tasks, engine, workers, address, store_factory):
+                _ingest(conn, out, result)
+                n_suggestions += result.suggestions
+                n_computed += result.computed
+                n_done += result.cadres
+                bar.update(result.cadres)
                 if on_progress is not None:
                     on_progress(n_done, len(ids))
         seconds = time.perf_counter() - started
-        meta = {"today": day.isoformat(), "k": k, "cadres": len(ids), "created": dt.datetime.now().isoformat(timespec="seconds")}
-        conn.executemany("INSERT INTO meta VALUES (?, ?)", [(key, json.dumps(v)) for key, v in meta.items()])
+        meta = {"today": day.isoformat(), "k": k, "cadres": len(ids), "created": dt.datetime.now().isoformat(timespec="seconds"),
+                "run_key": key, "parquet": str(out.relative_to(path.parent)), "computed": n_computed,
+                "carried": n_done - n_computed, "engine": engine}
+        conn.executemany("INSERT INTO meta VALUES (?, ?)", [(name, json.dumps(v)) for name, v in meta.items()])
         conn.commit()
     except BaseException:
         conn.close()
         tmp.unlink(missing_ok=True)
+        shutil.rmtree(out, ignore_errors=True)
         raise
     conn.close()
     tmp.replace(path)
-    return BatchSummary(path, day, k, len(ids), n_suggestions, seconds)
+    for old in _parquet_root(path).iterdir():  # the previous run (and any a killed run left) is no longer read
+        if old != out:
+            shutil.rmtree(old, ignore_errors=True)
+    return BatchSummary(path, day, k, len(ids), n_suggestions, seconds, n_computed, n_done - n_computed, out, engine,
+                        workers if engine == "dask" and address is None else 1)
+
+
+def _blocks(recommender: Recommender, plan: BatchPlan, tasks: Sequence[BlockTask], engine: str, workers: int,
+            address: str | None, store_factory: Callable[[], Store] | None) -> Iterator[BlockResult]:
+    if engine == "inline":
+        for task in tasks:
+            yield run_block(recommender, plan, task)
+        return
+    from recommender.batch.engine import dask_blocks, store_opener
+
+    yield from dask_blocks(recommender, plan, tasks, workers=workers, address=address,
+                           open_store=store_factory or store_opener(recommender.store))
+
+
+def batch_parquet(path: Path | None = None) -> Path:
+    """The Parquet directory of the run stored at ``path`` (``suggestions/``, ``gaps/``, ``cadres/``, one file per
+    block), for readers that take a dataset: pyarrow, pandas, DuckDB, Spark."""
+    conn = _read(path or batch_path())
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'parquet'").fetchone()
+    finally:
+        conn.close()
+    if row is None:
+        raise FileNotFoundError(f"批量推荐结果 {path} 没有 Parquet 目录；请重新运行 python -m recommender batch")
+    return (path or batch_path()).parent / json.loads(row[0])
 
 
 def _read(path: Path) -> sqlite3.Connection:

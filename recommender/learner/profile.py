@@ -11,7 +11,9 @@ branches (``ranking.core_branches`` in ``rules.yaml``: the 主题主线 and 党�
 cadres ask it; every other topic the cadre's domain, groups or category ask is on the job side.
 
 Records are personal, so they are fetched per request, in one store round trip: the record nodes pointing at
-the cadre (``OF_CADRE``) with their ``FOR_COURSE`` / ``IN_CLASS`` / ``VIA_PLATFORM`` edges.
+the cadre (``OF_CADRE``) with their ``FOR_COURSE`` / ``IN_CLASS`` / ``VIA_PLATFORM`` edges.  Work over many
+cadres at once (the nightly batch) reads a whole block of cadres and their records in two store calls and builds
+each profile from what was read (:func:`profile_from`); :func:`fetch_profile` is that same assembly for one cadre.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from kg.choices import CadreChoices, Choice
+from kg.model import NodeWithEdges
 from kg.ontology import Ontology
 from kg.store.base import Store
 from recommender.errors import UnknownCadre
@@ -36,6 +39,8 @@ __all__ = [
     "Requirement",
     "fetch_profile",
     "fetch_records",
+    "profile_from",
+    "records_from",
     "core_topics",
     "merge_requirements",
     "role_requirements",
@@ -230,10 +235,16 @@ def _number(value: Any) -> float | None:
 
 def fetch_records(store: Store, ontology: Ontology, cadre_id: str, until: dt.date | None = None) -> list[Record]:
     """The cadre's records dated on or before ``until`` (all when None), oldest first; one store round trip."""
+    return records_from(ontology, store.referrers([cadre_id], ontology.relationship_types["ofCadre"])[cadre_id], until)
+
+
+def records_from(ontology: Ontology, fetched: Iterable[NodeWithEdges], until: dt.date | None = None) -> list[Record]:
+    """Records as the hour rules read them, from record nodes already read with their edges (what
+    :meth:`Store.referrers` answers under a cadre), dated on or before ``until``, oldest first."""
     rel = ontology.relationship_types
     records: list[Record] = []
     links = {rel["forCourse"]: "course", rel["inClass"]: "klass", rel["viaPlatform"]: "platform"}
-    for found in store.referrers([cadre_id], rel["ofCadre"])[cadre_id]:
+    for found in fetched:
         node = found.node
         date = parse_date(node.get("date"))
         if date is None or (until is not None and date > until):
@@ -297,14 +308,26 @@ def fetch_profile(store: Store, snapshot: CatalogueSnapshot, cadre_id: str, unti
                   choices: CadreChoices | None = None) -> CadreProfile:
     """The cadre's role, merged requirements and records, and their own choices from ``choices`` when given;
     :class:`UnknownCadre` when no such cadre."""
-    ontology = snapshot.ontology
-    node = store.get_node(cadre_id) if isinstance(cadre_id, str) else None
-    if node is None or node.label != "Cadre":
+    cadre = store.nodes_with_edges([cadre_id]).get(cadre_id) if isinstance(cadre_id, str) else None
+    if cadre is None:
         raise UnknownCadre(str(cadre_id))
-    rel = ontology.relationship_types
+    records = store.referrers([cadre_id], snapshot.ontology.relationship_types["ofCadre"])[cadre_id]
+    return profile_from(snapshot, cadre, records, until, choices.of(cadre_id) if choices is not None else ())
+
+
+def profile_from(snapshot: CatalogueSnapshot, cadre: NodeWithEdges, records: Iterable[NodeWithEdges],
+                 until: dt.date | None = None, choices: tuple[Choice, ...] = ()) -> CadreProfile:
+    """The profile of a cadre already read with its outgoing edges (:meth:`Store.nodes_with_edges`) and its record
+    nodes with theirs (:meth:`Store.referrers`): no store call, so a batch reads a block of cadres at once and
+    builds each profile here.  :class:`UnknownCadre` when the node is not a cadre."""
+    node = cadre.node
+    if node.label != "Cadre":
+        raise UnknownCadre(node.id)
+    cadre_id = node.id
+    rel = snapshot.ontology.relationship_types
     category = domain = None
     groups: list[str] = []
-    for edge in store.edges_from([cadre_id])[cadre_id]:
+    for edge in cadre.edges:
         if edge.type == rel["category"]:
             category = edge.dst
         elif edge.type == rel["positionDomain"]:
@@ -324,6 +347,6 @@ def fetch_profile(store: Store, snapshot: CatalogueSnapshot, cadre_id: str, unti
         group_names=tuple(snapshot.groups.get(g, {}).get("name", g) for g in sorted(groups)),
         leadership_level=node.get("leadershipLevel"),
         requirements=requirements,
-        records=tuple(fetch_records(store, ontology, cadre_id, until)),
-        choices=choices.of(cadre_id) if choices is not None else (),
+        records=tuple(records_from(snapshot.ontology, records, until)),
+        choices=choices,
     )
