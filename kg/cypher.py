@@ -27,6 +27,7 @@ from typing import Any
 from kg.ontology import Ontology
 
 __all__ = [
+    "HASH_PROPERTY",
     "LIBRARY",
     "META_KEY",
     "META_LABEL",
@@ -50,6 +51,11 @@ clear of the graph sees it."""
 
 META_KEY = "graph"
 """The ``key`` of the bookkeeping node (unique by constraint, so concurrent first writes make only one)."""
+
+HASH_PROPERTY = "_gxHash"
+"""The property on every node (and on every relationship that has properties) holding a 64-bit hash of its
+content, written by whoever writes it: a sync compares hashes instead of every property, so an unchanged node is
+skipped after reading one number.  The leading underscore keeps it apart from ontology properties; reads drop it."""
 
 TEXT_INDEX = "gx_text"
 """Name of the full-text index (cjk analyzer) over name and description of non-personal classes."""
@@ -90,6 +96,8 @@ class _Resolver(Mapping[str, str]):
             return identifier(NODE_LABEL)
         if key == "META":
             return identifier(META_LABEL)
+        if key == "HASH":
+            return identifier(HASH_PROPERTY)
         if key in self.ontology.classes:
             return identifier(key)
         if key in self.ontology.relationship_types:
@@ -227,6 +235,35 @@ STORE: dict[str, NamedQuery] = {
             """,
         ),
         _q("delete_nodes", "UNWIND $ids AS id MATCH (n:%NODE {id: id}) DETACH DELETE n"),
+        # plain creates: what a sync writes for nodes and edges the server does not hold yet (the diff said so),
+        # and what bench/neo4j_sync.py's plain loader writes
+        _q(
+            "insert_nodes",
+            """
+            UNWIND $rows AS row
+            CREATE (n:%NODE:%_label)
+            SET n = row.props
+            """,
+        ),
+        _q(
+            "insert_edges",
+            """
+            UNWIND $rows AS row
+            MATCH (a:%NODE {id: row.src}), (b:%NODE {id: row.dst})
+            CREATE (a)-[r:%_rel]->(b)
+            SET r = row.props
+            """,
+        ),
+        # after neo4j-admin import: the values CSV cannot carry (an empty list), set on their nodes and edges
+        _q("patch_nodes", "UNWIND $rows AS row MATCH (n:%NODE {id: row.id}) SET n += row.props"),
+        _q(
+            "patch_edges",
+            """
+            UNWIND $rows AS row
+            MATCH (:%NODE {id: row.src})-[r:%_rel]->(:%NODE {id: row.dst})
+            SET r += row.props
+            """,
+        ),
         # the version stamp: raised last in every write transaction, so it holds the node's lock only briefly
         _q(
             "bump_version",
@@ -268,6 +305,24 @@ STORE: dict[str, NamedQuery] = {
             """,
         ),
         _q("all_ids", "MATCH (n:%NODE) RETURN collect(n.id) AS rows"),
+        _q("count_all", "MATCH (n) WHERE NOT n:%META RETURN count(n) AS n"),
+        # what a sync diffs against: labels and content hashes only, never the properties themselves
+        _q(
+            "node_hashes",
+            """
+            UNWIND $ids AS id
+            MATCH (n:%NODE {id: id})
+            RETURN collect([n.id, [l IN labels(n) WHERE l <> $node_label][0], n.%HASH]) AS rows
+            """,
+        ),
+        _q(
+            "edge_hashes",
+            """
+            UNWIND $ids AS id
+            MATCH (a:%NODE {id: id})-[r]->(b)
+            RETURN collect([a.id, type(r), b.id, r.%HASH]) AS rows
+            """,
+        ),
         _q(
             "ids_page",
             "MATCH (n:%NODE) WHERE n.id > $after WITH n ORDER BY n.id LIMIT $page RETURN collect(n.id) AS rows",
@@ -306,6 +361,20 @@ STORE: dict[str, NamedQuery] = {
             ORDER BY id, s.id
             RETURN collect({dst: id, id: s.id, label: [l IN labels(s) WHERE l <> $node_label][0],
                             props: properties(s), out: out}) AS rows
+            """,
+        ),
+        _q(
+            "nodes_with_edges",
+            """
+            UNWIND $ids AS id
+            MATCH (n:%NODE {id: id})
+            WITH n, COLLECT {
+                MATCH (n)-[o]->(b)
+                RETURN {src: n.id, type: type(o), dst: b.id, props: properties(o)}
+            } AS out
+            ORDER BY n.id
+            RETURN collect({id: n.id, label: [l IN labels(n) WHERE l <> $node_label][0], props: properties(n),
+                            out: out}) AS rows
             """,
         ),
         _q(
