@@ -112,6 +112,7 @@ def test_hours_show_the_true_ratio(page_for) -> None:
         assert shown == f"{100 * float(earned) / float(required):.1f}", text  # above 100 % when over, never capped
     _fits(page)
     _shot(page, "overview-phone")
+    page.locator("#recommendations").screenshot(path=str(SHOTS / "overview-recommendations-phone.png"))
 
 
 @pytest.mark.parametrize("kind", sorted(ITEMS))
