@@ -27,7 +27,7 @@ from kg.model import Edge, Node
 from recommender.ranking.semantic import SearchVectors
 from recommender.search.documents import chunk_text, load_documents
 from recommender.search.near_duplicates import DEFAULT_THRESHOLD, near_duplicates
-from recommender.search.config import IndexConfig
+from recommender.search.config import FLAT_SPEC, IndexConfig
 from recommender.search.errors import IndexNotReady, InvalidFilter, SearchError
 from recommender.search.lexical import Tokenizer, rrf_fuse
 from recommender.search import embedding
@@ -91,12 +91,13 @@ class TestIndexConfig:
         with pytest.raises(SearchError, match="approx"):
             IndexConfig(approx="lsh")
 
-    def test_exact_below_the_threshold_approximate_above(self):
-        config = IndexConfig(exact_max=1000)
-        assert config.vector_index_spec(1000)["type"] == "flat"
-        assert config.vector_index_spec(1001)["type"] == "pca-hnsw"
-        assert config.vector_index_spec(1001, dim=64)["type"] == "hnsw"  # too few dimensions to reduce
-        assert IndexConfig(approx="ivf").vector_index_spec(10**6)["nlist"] == 4096
+    def test_exact_below_the_threshold_measured_candidates_above(self):
+        # the choice among candidates is measured (tests/test_vector_index.py); here only what is tried
+        config = IndexConfig(exact_max=1000, approx="ivf,hnsw,pca-hnsw")
+        assert config.index_policy(1000) == {"exact": True}
+        assert [c.spec["type"] for c in config.candidates_for(1001, 384)] == ["flat", "ivf", "hnsw", "pca-hnsw"]
+        assert [c.spec["type"] for c in config.candidates_for(1001, 64)] == ["flat", "ivf", "hnsw"]  # too few dims
+        assert IndexConfig(approx="ivf").candidates_for(10**6, 384)[1].spec["nlist"] == 4096
 
 
 @pytest.mark.parametrize("approx", ["hnsw", "pca-hnsw", "ivf"])
@@ -106,9 +107,10 @@ def test_approximate_indexes_agree_with_exact_on_clustered_vectors(approx):
     centres = rng.standard_normal((50, 64)).astype(np.float32)
     x = centres[rng.integers(0, 50, 3000)] + 0.05 * rng.standard_normal((3000, 64)).astype(np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
-    config = IndexConfig(exact_max=100, approx=approx, pca_dims=32, ivf_nprobe=16)
-    index = build_vector_index(x, config)
-    exact = build_vector_index(x, IndexConfig(exact_max=10_000))
+    candidate = IndexConfig(exact_max=100, approx=approx, pca_dims=32).candidates_for(len(x), 64)[1]
+    params = {**candidate.spec.get("params", {}), candidate.knob: {"nprobe": 16, "efSearch": 64}[candidate.knob]}
+    index = build_vector_index(x, {**candidate.spec, "params": params})
+    exact = build_vector_index(x, FLAT_SPEC)
     _, approx_ids = index.search(x[:200], 1)
     _, exact_ids = exact.search(x[:200], 1)
     assert np.mean(approx_ids[:, 0] == exact_ids[:, 0]) >= 0.95

@@ -77,6 +77,7 @@ def index(rebuild: bool) -> None:
         f"复用 {report.reused:,}，移除 {report.removed:,}；向量索引 {report.index_type}；"
         f"用时 {report.seconds:.1f} 秒 → {service.index_dir}"
     )
+    click.echo(f"向量索引的选择：{report.index_choice}")
 
 
 @click.command()

@@ -3,7 +3,9 @@
 An update re-encodes only documents whose text hash changed, and only when the previous generation was made by
 the same encoder (its fingerprint is in the manifest): vectors of two encoders are never mixed.  The faiss
 structure is rebuilt from the stored vectors whenever rows change, because HNSW cannot delete and encoding,
-not indexing, is the expensive step.  Encoding runs in batches of about :data:`ENCODE_BATCH` chunks and calls
+not indexing, is the expensive step; above the exact-search threshold the rebuild measures its candidates again
+(:func:`recommender.search.vectors.choose_vector_index`) and the manifest's ``dense`` entry records the choice,
+its measured recall and latency and the sample, under the policy (:meth:`IndexConfig.index_policy`) that made it.  Encoding runs in batches of about :data:`ENCODE_BATCH` chunks and calls
 ``progress(done, total, message)`` after each, ``done`` counting documents (reused ones included) out of
 every document in the catalogue, so a job shows real progress and ends at ``done == total``.
 """
@@ -21,7 +23,7 @@ from recommender.search.documents import Document
 from recommender.search.embedding import Encoder
 from recommender.search.lexical import Tokenizer, build_bm25
 from recommender.search.persist import INDEX_FORMAT, Generation
-from recommender.search.vectors import build_vector_index
+from recommender.search.vectors import choose_vector_index, describe_choice
 
 __all__ = ["ENCODE_BATCH", "IndexUpdate", "Progress", "encode_documents", "is_current", "next_generation"]
 
@@ -43,6 +45,7 @@ class IndexUpdate:
     rebuilt_dense: bool = False
     rebuilt_bm25: bool = False
     index_type: str = ""
+    index_choice: str = ""
     seconds: float = 0.0
 
     @property
@@ -60,11 +63,15 @@ def _manifest_keys(manifest: dict[str, Any]) -> list[str]:
 
 def is_current(manifest: dict[str, Any], docs: Sequence[Document], encoder: Encoder, tokenizer: Tokenizer,
                config: IndexConfig) -> bool:
-    """True when ``manifest`` indexes exactly ``docs``' texts with this encoder, tokenizer and index type."""
-    dim = int(manifest.get("dim") or 0)
+    """True when ``manifest`` indexes exactly ``docs``' texts with this encoder, tokenizer and index policy."""
     return (manifest.get("model") == encoder.fingerprint and manifest.get("tokenizer") == tokenizer.fingerprint
             and _manifest_keys(manifest) == [_key(d.id, d.content_hash) for d in docs]
-            and manifest.get("dense") == config.vector_index_spec(sum(e["chunks"] for e in manifest["documents"]), dim))
+            and _same_policy(manifest, config, sum(e["chunks"] for e in manifest["documents"])))
+
+
+def _same_policy(manifest: dict[str, Any], config: IndexConfig, n: int) -> bool:
+    """True when the manifest's vector index was made under the policy ``config`` sets for ``n`` vectors."""
+    return (manifest.get("dense") or {}).get("policy") == config.index_policy(n)
 
 
 def _batches(docs: Sequence[Document]) -> Iterator[list[Document]]:
@@ -118,13 +125,18 @@ def next_generation(docs: list[Document], old: Generation | None, encoder: Encod
     old_ids = {e["id"] for e in old.manifest["documents"]} if old is not None else set()
     report = IndexUpdate(documents=len(docs), chunks=len(vectors), encoded=len(todo),
                          reused=len(docs) - len(todo), removed=len(old_ids - {d.id for d in docs}))
-    spec = config.vector_index_spec(*vectors.shape)
     same_rows = old is not None and not todo and _manifest_keys(old.manifest) == keys
-    if same_rows and old.manifest.get("dense") == spec and (old.dense is not None or spec["type"] == "flat"):
-        dense = old.dense
+    if (same_rows and _same_policy(old.manifest, config, len(vectors))
+            and (old.dense is not None or old.manifest["dense"]["type"] == "flat")):
+        dense, spec = old.dense, old.manifest["dense"]
     else:
-        dense = build_vector_index(vectors, config) if len(vectors) else None
+        def note(message: str) -> None:
+            if progress is not None:
+                progress(max(len(docs) - 1, 0), len(docs), message)
+
+        dense, spec = choose_vector_index(vectors, config, note)
         report.rebuilt_dense = True
+    report.index_choice = describe_choice(spec)
     if same_rows and old.manifest.get("tokenizer") == tokenizer.fingerprint and old.bm25 is not None:
         bm25 = old.bm25
     else:

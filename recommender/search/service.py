@@ -41,7 +41,7 @@ from recommender.search.indexing import IndexUpdate, Progress, is_current, next_
 from recommender.search.lexical import Tokenizer, rrf_fuse
 from recommender.search.persist import Generation, IndexDir
 from recommender.search.table import DocumentTable
-from recommender.search.vectors import build_vector_index, configure_vector_index, is_flat, search_index
+from recommender.search.vectors import build_vector_index, configure_vector_index, index_label, is_flat, search_index
 
 __all__ = ["CHECK_INTERVAL", "MODES", "Hit", "IndexNotReady", "InvalidFilter", "SearchError", "SearchFilters",
            "SearchService"]
@@ -65,6 +65,7 @@ class _Live:
     bm25: Any
     ready: bool
     stale: bool
+    spec: dict[str, Any] = field(default_factory=dict)  # the manifest's vector index spec (the measured choice)
     _positions: dict[int, tuple[Sequence[str], np.ndarray, np.ndarray]] = field(default_factory=dict, compare=False)
 
     def positions(self, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -218,13 +219,13 @@ class SearchService:
                                None, None, False, True)
             return
         table = DocumentTable.from_manifest(generation.manifest["documents"], {d.id: d for d in docs})
-        dense = generation.dense
+        dense, spec = generation.dense, generation.manifest["dense"]
         if dense is None and len(generation.vectors):
-            dense = build_vector_index(generation.vectors, self.config)
+            dense = build_vector_index(generation.vectors, spec, self.config.threads)  # exact: not stored
         elif dense is not None:
-            configure_vector_index(dense, self.config)
+            configure_vector_index(dense, spec.get("params", {}))
         stale = not is_current(generation.manifest, docs, self.encoder, self._tokenizer, self.config)
-        self._live = _Live(generation.name, table, generation.vectors, dense, generation.bm25, True, stale)
+        self._live = _Live(generation.name, table, generation.vectors, dense, generation.bm25, True, stale, spec)
         self._checked = monotonic()  # CURRENT was just read (or written) to get this generation
 
     def _current(self) -> _Live:
@@ -289,9 +290,8 @@ class SearchService:
 
     @property
     def index_type(self) -> str:
-        """The vector index in use, as a faiss factory string (``Flat`` is exact search)."""
-        vectors = self._live.vectors
-        return self.config.vector_index_spec(*vectors.shape)["factory"] if len(vectors) else "none"
+        """The vector index in use: faiss factory string and search parameters (``Flat`` is exact search)."""
+        return index_label(self._live.spec) if len(self._live.vectors) else "none"
 
     @property
     def topic_props(self) -> dict[str, dict[str, Any]]:
