@@ -11,9 +11,10 @@ import datetime as dt
 
 import pytest
 
+from kg.ontology import load_ontology
 from recommender.analytics.errors import InputError
-from recommender.analytics.programme import ProgrammeRequest, build_programme
-from recommender.catalogue.rows import Course, Institution, TrainingClass, topics_from_ontology
+from recommender.analytics.programme import Locality, ProgrammeRequest, build_programme
+from recommender.catalogue.rows import Course, DemonstrationSite, Institution, TrainingClass, topics_from_ontology
 from recommender.catalogue.snapshot import CatalogueSnapshot
 
 THEORY, POLITICAL, COMPETENCE = "topic:marxism", "topic:history", "topic:financial-risk"
@@ -131,3 +132,73 @@ class TestInput:
     def test_bad_requests_say_what_is_wrong(self, catalogue, kw, field):
         with pytest.raises(InputError, match=field):
             build_programme(catalogue, request(**kw), as_of=AS_OF)
+
+
+# ─── on-site teaching stays near (rules.yaml programme.locality) ───
+ZJ, FJ = "浙江省湖州市安吉县", "福建省龙岩市上杭县"
+
+
+@pytest.fixture(scope="module")
+def far_and_near() -> CatalogueSnapshot:
+    """A county school and a city school in 浙江, a provincial school in 福建, and four 2-hour courses on one topic:
+    on-site at a 浙江 site (though its institution is in 福建), on-site at a 福建 site, on-site with no site at the
+    福建 school, and a classroom course at the 福建 school."""
+    def onsite(cid: str, **kw) -> Course:
+        return course(cid, 2, COMPETENCE, 80, course_type="现场教学", teaching_method=("现场教学",), **kw)
+
+    return CatalogueSnapshot.from_rows(
+        topics=topics_from_ontology(),
+        institutions=[Institution("inst:county", "某县委党校", "党校（行政学院）", "县", ZJ),
+                      Institution("inst:city", "某市委党校", "党校（行政学院）", "市", "浙江省湖州市"),
+                      Institution("inst:fj", "某省委党校", "党校（行政学院）", "省", "福建省福州市"),
+                      Institution("inst:noregion", "某县委党校（未注明地区）", "党校（行政学院）", "县")],
+        sites=[DemonstrationSite("site:zj", "余村", region=ZJ), DemonstrationSite("site:fj", "古田会议旧址", region=FJ)],
+        courses=[onsite("near-site", site="site:zj", institution="inst:fj"),
+                 onsite("far-site", site="site:fj", institution="inst:county"),
+                 onsite("far-school", institution="inst:fj"),
+                 course("classroom", 2, COMPETENCE, 80, institution="inst:fj")],
+    )
+
+
+def one_course(host: str, cid: str, **kw) -> ProgrammeRequest:
+    return request(institution_id=host, total_hours=2, required_courses=(cid,), audience_categories=(), **kw)
+
+
+class TestLocality:
+    @pytest.mark.parametrize("host", ["inst:county", "inst:city"])
+    @pytest.mark.parametrize("cid", ["far-site", "far-school"])
+    def test_a_city_or_county_class_leaves_out_onsite_teaching_in_another_province(self, far_and_near, host, cid):
+        # the site's region counts (far-site's own institution is the county school itself); with no site, the institution's
+        with pytest.raises(InputError, match=f"必选课程不在候选范围内.*{cid}"):
+            build_programme(far_and_near, one_course(host, cid), as_of=AS_OF)
+
+    @pytest.mark.parametrize("cid", ["near-site", "classroom"])
+    def test_onsite_teaching_in_the_province_and_classroom_courses_from_anywhere_stay(self, far_and_near, cid):
+        result = build_programme(far_and_near, one_course("inst:county", cid), as_of=AS_OF)
+        assert result.feasible and [c.id for c in result.courses] == [cid]
+        assert result.candidates == 2  # near-site and classroom: the two far on-site courses are left out
+
+    def test_the_note_names_the_province_and_the_place_of_each_course(self, far_and_near):
+        result = build_programme(far_and_near, one_course("inst:county", "near-site"), as_of=AS_OF)
+        assert "浙江省" in result.locality_note and "现场教学" in result.locality_note
+        assert result.courses[0].place == ZJ  # where the site is, not where its institution is
+
+    @pytest.mark.parametrize("cid", ["far-site", "far-school"])
+    def test_the_allow_box_brings_other_provinces_back(self, far_and_near, cid):
+        result = build_programme(far_and_near, one_course("inst:county", cid, remote_on_site=True), as_of=AS_OF)
+        assert result.feasible and [c.id for c in result.courses] == [cid]
+        assert result.candidates == 4 and result.locality_note == "已允许外省现场教学"
+
+    @pytest.mark.parametrize("host", ["inst:fj", "inst:noregion"])
+    def test_a_provincial_host_or_one_without_a_region_is_not_limited(self, far_and_near, host):
+        # a 省 school is not a level the rule names; a county school with no region has no province to keep to.
+        # (The far course is accepted as required; whether the 省 school's indicators then hold is another matter.)
+        result = build_programme(far_and_near, one_course(host, "far-site"), as_of=AS_OF)
+        assert result.candidates == 4 and result.locality_note == ""
+
+    @pytest.mark.parametrize("region, province", [
+        (ZJ, "浙江省"), ("北京市海淀区", "北京市"), ("广西壮族自治区南宁市", "广西壮族自治区"),
+        ("香港特别行政区", "香港特别行政区"), ("", None), (None, None),
+    ])
+    def test_the_province_is_read_from_the_region(self, region, province):
+        assert Locality.from_rules(load_ontology().rules).province(region) == province
