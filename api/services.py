@@ -22,15 +22,16 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, current_app, g, request
+from flask import Flask, current_app, g, has_request_context, request
+from flask_smorest import abort
 
 from api import fields as f
 from api.auth import ApiBlueprint
 from api.graph import graph, require_reader_of
 
-__all__ = ["INDEX_JOB", "CadreView", "Readiness", "bp", "cadre_view", "index_job", "init_app", "readiness",
-           "recommender", "search_service", "shared_result", "snapshot", "start_warm_up", "study_choices",
-           "submit_index_update", "warm_up"]
+__all__ = ["INDEX_JOB", "SEARCH_WARMING", "CadreView", "Readiness", "bp", "cadre_view", "index_job", "init_app",
+           "readiness", "recommender", "search_service", "search_warming", "shared_result", "snapshot", "start_warm_up",
+           "study_choices", "submit_index_update", "warm_up"]
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,12 @@ bp = ApiBlueprint("service", __name__, url_prefix="/api", description="服务状
 
 #: The readiness probe's answer while a worker is still loading (also the body load balancers see).
 LOADING = "服务正在加载模型与索引…"
+#: The warm-up step that loads the search index and its encoder; until it is done a request that needs them
+#: answers :data:`SEARCH_WARMING` at once (503, ``Retry-After``) instead of waiting a minute or two on the load.
+SEARCH_PART = "检索索引与编码器"
+SEARCH_WARMING = "正在准备检索模型…（服务刚启动，约一两分钟后可用，请稍后再试）"
+#: Seconds a client is told to wait before it asks again while the search model loads.
+SEARCH_RETRY_AFTER = 15
 #: The one job kind that brings the search index in line with the graph — submitted after a change and by the
 #: administrator (update or rebuild) alike, so the two never run together.
 INDEX_JOB = "重建索引"
@@ -85,6 +92,12 @@ class _CurrentSearchVectors:
         self._snapshot = catalogue
         self._vectors: Any = None
 
+    @property
+    def service(self) -> Any:
+        """The current search service, or, while this worker still loads it, a stand-in that is not ``ready``:
+        ranking then leaves out the role fit, as it does for an index not built yet, and the page answers now."""
+        return _LOADING_SEARCH if search_warming() else self._current().service
+
     def _current(self) -> Any:
         from recommender.ranking.semantic import SearchVectors
 
@@ -101,8 +114,28 @@ class _CurrentSearchVectors:
         return getattr(self._current(), name)
 
 
+class _LoadingSearch:
+    """What :attr:`_CurrentSearchVectors.service` is while the encoder loads: a service that is not ready."""
+
+    ready = False
+
+
+_LOADING_SEARCH = _LoadingSearch()
+
+
+def search_warming() -> bool:
+    """Whether a request must not wait for the search service: this served worker's warm-up has not loaded it yet
+    (the warm-up itself, outside any request, goes on)."""
+    state = readiness()
+    return has_request_context() and state.state == "warming" and SEARCH_PART not in state.loaded
+
+
 def search_service() -> Any:
     """The search service over the current snapshot, sharing the worker's one encoder.
+
+    While the worker is still warming up to it (:func:`search_warming`) a request gets :data:`SEARCH_WARMING` at
+    once — 503 with ``Retry-After``, JSON on the API, the error page with that line on a page — rather than
+    loading the encoder itself or queueing behind the warm-up for a minute or two with no word.
 
     In a worker that was never asked to warm up (tests and commands) it is opened with an update, which encodes
     only what changed since the index was saved.  In a served worker — warming, ready, or whose warm-up failed —
@@ -112,6 +145,8 @@ def search_service() -> Any:
     service installs it on its next query."""
     from recommender.search.service import SearchService
 
+    if search_warming():
+        abort(503, message=SEARCH_WARMING, headers={"Retry-After": str(SEARCH_RETRY_AFTER)})
     gr = graph()
     index_dir = Path(current_app.config["INDEX_DIR"])
     inline = readiness().state == "idle"
@@ -228,7 +263,7 @@ def _warm_steps() -> list[tuple[str, Any]]:
 
     return [
         ("目录快照", snapshot),
-        ("检索索引与编码器", lambda: search_service().warm()),
+        (SEARCH_PART, lambda: search_service().warm()),
         ("推荐器与课程向量", lambda: recommender().warm()),
         ("学习需求", topic_demand),
     ]
