@@ -41,7 +41,7 @@ def tagger() -> Any:
     from recommender.search.tagging import TopicTagger
 
     gr = graph()
-    return gr.derived("tagger", lambda: TopicTagger.from_service(search_service()))
+    return gr.derived("tagger", lambda: TopicTagger.from_service(search_service(), exclude=_pending_edges()))
 
 
 def import_tagger() -> RowTagger | None:
@@ -113,16 +113,22 @@ def _tag_dict(edge: Edge, names: dict[str, str]) -> dict[str, Any]:
             "by": edge.props.get("by"), "at": edge.props.get("at")}
 
 
+def _pending_edges() -> dict[str, list[Edge]]:
+    """Item id → its topic edges, for every item with a tag that waits for a person."""
+    store = graph().store
+    edges: dict[str, list[Edge]] = {}
+    for rel in _topic_relations():
+        for edge in store.edges(type=rel):
+            edges.setdefault(edge.src, []).append(edge)
+    return {src: es for src, es in edges.items() if any(e.props.get("tag") in PENDING for e in es)}
+
+
 def review_queue(k: int = 5) -> list[ReviewItem]:
     """Every item with a pending tag, lowest confidence first, each with ``k`` suggestions and their evidence."""
     gr = graph()
     store = gr.store
     names = {n.id: str(n.props.get("name", n.id)) for n in store.nodes("Topic")}
-    pending: dict[str, list[Edge]] = {}
-    for rel in _topic_relations():
-        for edge in store.edges(type=rel):
-            pending.setdefault(edge.src, []).append(edge)
-    pending = {src: edges for src, edges in pending.items() if any(e.props.get("tag") in PENDING for e in edges)}
+    pending = _pending_edges()
     if not pending:
         return []
     from recommender.search.documents import document_from_row
@@ -148,9 +154,11 @@ def confirm_tags(item_id: str, topics: list[str]) -> dict[str, Any]:
     gr = graph()
     node = gr.store.get_node(item_id)
     spec = gr.ontology.classes.get(node.label) if node else None
-    field_name = next((fl.name for fl in spec.fields.values() if fl.target_class == "Topic"), None) if spec else None
+    field_name = next((fl.name for fl in spec.fields.values() if fl.target_class == "Topic"), None) \
+        if spec and spec.searchable else None
     if node is None or field_name is None:
-        fail(404, f"没有可标注主题的条目『{item_id}』", {"item_id": ["应为课程、教材或案例的编号"]})
+        kinds = "、".join(c.label for c in gr.ontology.data_classes if c.searchable)
+        fail(404, f"没有可标注主题的条目『{item_id}』", {"item_id": [f"应为{kinds}的编号"]})
     field_spec = spec.fields[field_name]
     topics = list(dict.fromkeys(topics))
     known = gr.store.labels_of(topics)

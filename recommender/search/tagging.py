@@ -30,6 +30,7 @@ import (``kg`` does not import the recommender: data flows one way).
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,14 +107,15 @@ class TopicTagger:
     weights: np.ndarray = field(init=False)
 
     @classmethod
-    def from_service(cls, service: SearchService, **params: float) -> TopicTagger:
-        """A tagger over ``service``'s topics and tagged catalogue, calibrated on that catalogue."""
+    def from_service(cls, service: SearchService, exclude: Iterable[str] = (), **params: float) -> TopicTagger:
+        """A tagger over ``service``'s topics and tagged catalogue, calibrated on that catalogue.  Items in
+        ``exclude`` (those whose tags a person has not confirmed) are not examples."""
         tagger = cls(service, **params)
-        tagger._prepare()
+        tagger._prepare(frozenset(exclude))
         return tagger
 
     # ── preparation ──
-    def _prepare(self) -> None:
+    def _prepare(self, exclude: frozenset[str] = frozenset()) -> None:
         props = self.service.topic_props
         if not props:
             raise ValueError("主题体系为空：请先构建图谱（python -m kg build）")
@@ -129,7 +131,8 @@ class TopicTagger:
                     self._narrower[self._column[t], self._column[u]] = True
         self._lexicon = sorted(((w, self._column[t]) for t in self.topic_ids for w in set(self._labels[t]) if len(w) >= 2),
                                key=lambda wt: -len(wt[0]))
-        tagged = [d for d in self.service.documents if any(t in self._column for t in d.topics)]
+        tagged = [d for d in self.service.documents
+                  if d.id not in exclude and any(t in self._column for t in d.topics)]
         ids, full = self.service.document_vectors([d.id for d in tagged])
         by_id = {d.id: d for d in tagged}
         titles = self._encode_cached("titles", [by_id[i].title for i in ids])
@@ -162,18 +165,24 @@ class TopicTagger:
         return (pairs / np.linalg.norm(pairs, axis=1, keepdims=True)).astype(np.float32)
 
     def _encode_cached(self, name: str, texts: list[str]) -> np.ndarray:
-        """Unit passage vectors of ``texts``, saved beside the index under a hash of the texts and the model,
-        so a worker encodes the topics and the catalogue's titles once, not once per tagger."""
-        key = hashlib.sha256("\n".join(texts + [self.service.model_fingerprint]).encode("utf-8")).hexdigest()[:16]
-        cache = self.service.index_dir / f"{name}-{key}.npy"
+        """Unit passage vectors of ``texts``, kept beside the index per text (by hash, per model), so a worker
+        encodes the topics and the catalogue's titles once, and after an import only the new titles."""
+        cache = self.service.index_dir / f"{name}-{self.service.model_fingerprint[-16:]}.npz"
+        known: dict[str, np.ndarray] = {}
         if cache.is_file():
-            return np.load(cache)
-        vectors = self._encode(texts)
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        for old in cache.parent.glob(f"{name}-*.npy"):
-            old.unlink(missing_ok=True)
-        np.save(cache, vectors)
-        return vectors
+            with np.load(cache) as stored:
+                known = dict(zip(stored["keys"].tolist(), stored["vectors"]))
+        keys = [hashlib.sha256(t.encode("utf-8")).hexdigest()[:20] for t in texts]
+        missing = sorted({k: t for k, t in zip(keys, texts) if k not in known}.items())
+        if missing:
+            known.update(zip([k for k, _ in missing], self._encode([t for _, t in missing])))
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            partial = cache.with_suffix(f".{os.getpid()}.npz")
+            np.savez(partial, keys=np.array(list(known)), vectors=np.vstack(list(known.values())))
+            partial.replace(cache)  # atomic: a worker reading it sees the old file or the new one
+        if not texts:
+            return np.zeros((0, self.service.encoder.dim), dtype=np.float32)
+        return np.vstack([known[k] for k in keys]).astype(np.float32)
 
     def _encode(self, texts: Sequence[str]) -> np.ndarray:
         """Unit passage vectors, ``ENCODE_BATCH`` texts per encoder call."""
