@@ -167,10 +167,23 @@ def _print_sync_table(title: str, labels: dict[str, str], source: dict, before: 
     click.echo(f"  {'合计':<26}{sum(source.values()):>10,}{sum(before.values()):>10,}{sum(after.values()):>10,}")
 
 
+def _first_load_line(report) -> str:
+    phases = report.phases
+    return (f"首次载入（neo4j-admin database import full）：节点 {report.changes['nodes_created']:,}，"
+            f"关系 {report.changes['relationships_created']:,}；写出 CSV {phases['csv']:.1f} 秒，"
+            f"neo4j-admin {phases['import']:.1f} 秒，停止与重启服务器 {phases['restart']:.1f} 秒，"
+            f"约束与索引 {phases['schema']:.1f} 秒；共 {report.seconds:.1f} 秒")
+
+
 @main.command()
+@click.option("--import/--no-import", "use_import", default=None,
+              help="首次载入是否用 neo4j-admin（默认：目标数据库为空且服务器由 scripts/neo4j-dev 在本机运行时自动使用）")
 @click.pass_context
-def sync(ctx: click.Context) -> None:
-    """把嵌入式存储中的图谱同步到 Neo4j（分批提交；重复运行不会改动任何数据）。"""
+def sync(ctx: click.Context, use_import: bool | None) -> None:
+    """把嵌入式存储中的图谱同步到 Neo4j（只写差异，分批提交；重复运行不会改动任何数据）。
+
+    目标数据库为空、且服务器可以停下（本机由 scripts/neo4j-dev 运行）时，首次载入改用 neo4j-admin 批量导入。"""
+    from kg.neo4j_import import first_load, local_server
     from kg.sync import sync_graph
 
     settings: Settings = ctx.obj["settings"]
@@ -181,7 +194,14 @@ def sync(ctx: click.Context) -> None:
         with _open_named("neo4j", settings) as target:
             click.echo(f"源：嵌入式存储 {settings.db_path}；目标：Neo4j {settings.neo4j_uri}（数据库 {settings.neo4j_database}）")
             try:
-                report = sync_graph(source, target, progress=True)
+                server = local_server(settings) if use_import is not False and target.node_total() == 0 else None
+                if use_import and server is None:
+                    _fail("无法用 neo4j-admin 首次载入：目标数据库不是空的，或服务器不是本机 scripts/neo4j-dev 运行的"
+                          "（其他服务器见 python -m kg neo4j-import --csv-only）")
+                if server is not None:
+                    report = first_load(source, settings, ontology, server=server, progress=True)
+                else:
+                    report = sync_graph(source, target, progress=True)
             except StoreError as exc:
                 _fail(f"同步失败：{exc}")
     labels = {c.name: c.label for c in ontology.classes.values()}
@@ -193,12 +213,53 @@ def sync(ctx: click.Context) -> None:
         "relationships_deleted": "删除关系", "properties_set": "写入属性", "labels_added": "增加标签",
         "labels_removed": "移除标签",
     }
-    click.echo("本次变更：" + "，".join(f"{names[k]} {report.changes.get(k, 0):,}" for k in names)
-               + f"；用时 {report.seconds:.1f} 秒")
+    if report.method == "import":
+        click.echo(_first_load_line(report))
+    else:
+        click.echo("本次变更：" + "，".join(f"{names[k]} {report.changes.get(k, 0):,}" for k in names)
+                   + f"；用时 {report.seconds:.1f} 秒")
     if not report.changed:
         click.echo("Neo4j 已与嵌入式存储一致，本次没有写入任何数据")
     if not report.in_step:
         _fail("同步后 Neo4j 的节点或关系数量与源不一致，请检查上表")
+
+
+@main.command(name="neo4j-import")
+@click.option("--out", "directory", type=click.Path(path_type=Path), default=None,
+              help="CSV 文件目录（默认 $GANXUN_HOME/neo4j-import）")
+@click.option("--csv-only", is_flag=True, help="只写出 CSV 与 import.args，并打印在数据库服务器上运行的 neo4j-admin 命令")
+@click.option("--keep", is_flag=True, help="导入后保留 CSV 文件")
+@click.pass_context
+def neo4j_import(ctx: click.Context, directory: Path | None, csv_only: bool, keep: bool) -> None:
+    """用 neo4j-admin database import full 把嵌入式图谱首次载入空的 Neo4j 数据库（之后用 kg sync 增量同步）。"""
+    from kg.neo4j_import import first_load, local_server, write_import_files
+
+    settings: Settings = ctx.obj["settings"]
+    directory = directory or settings.home / "neo4j-import"
+    with _open_named("embedded", settings) as source:
+        if source.is_empty():
+            _fail(f"源图谱为空（{settings.db_path}）：请先运行 python -m kg build")
+        try:
+            if csv_only:
+                files = write_import_files(source, directory, progress=True)
+                click.echo(f"已写出 {sum(files.nodes.values()):,} 个节点、{sum(files.edges.values()):,} 条关系到 {directory}"
+                           f"（{sum(a.startswith(('--nodes=', '--relationships=')) for a in files.args)} 个文件，参数在 import.args）")
+                click.echo("在数据库服务器上：停止数据库，把该目录复制过去，在其中运行")
+                click.echo(f"  {files.command(settings.neo4j_database)}")
+                click.echo("再启动数据库并运行 python -m kg --store neo4j stats（连接时建立约束与索引）；"
+                           "CSV 无法表示的空列表随后用 python -m kg sync 补齐")
+                return
+            server = local_server(settings)
+            if server is None:
+                _fail(f"Neo4j {settings.neo4j_uri} 不是本机 scripts/neo4j-dev 运行的服务器，不能由这里停下："
+                      "请用 --csv-only 写出文件，在服务器上运行 neo4j-admin")
+            report = first_load(source, settings, load_ontology(), server=server, directory=directory, keep=keep,
+                                progress=True)
+        except StoreError as exc:
+            _fail(f"首次载入失败：{exc}")
+    click.echo(_first_load_line(report))
+    if not report.in_step:
+        _fail("载入后 Neo4j 的节点或关系数量与源不一致")
 
 
 @main.command()
