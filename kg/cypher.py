@@ -304,6 +304,14 @@ STORE: dict[str, NamedQuery] = {
             RETURN collect({id: n.id, label: [l IN labels(n) WHERE l <> $node_label][0], props: properties(n)}) AS rows
             """,
         ),
+        _q(
+            "nodes_by_name",
+            """
+            MATCH (n:%_label) WHERE n.name STARTS WITH $prefix
+            WITH n ORDER BY n.name, n.id LIMIT $limit
+            RETURN collect({id: n.id, label: [l IN labels(n) WHERE l <> $node_label][0], props: properties(n)}) AS rows
+            """,
+        ),
         _q("all_ids", "MATCH (n:%NODE) RETURN collect(n.id) AS rows"),
         _q("count_all", "MATCH (n) WHERE NOT n:%META RETURN count(n) AS n"),
         # what a sync diffs against: labels and content hashes only, never the properties themselves

@@ -138,20 +138,20 @@ def audit_detail(detail: dict[str, Any]) -> str:
 @bp.route("/cadres")
 @page("admin")
 def cadres() -> Any:
-    """Find a cadre by name (or part of it, or the id): the matches, each linked to the cadre's page.  Cadres
-    are personal data, kept out of the catalogue's text index, so this reads the cadre nodes and stops at
-    :data:`CADRE_MATCHES`."""
+    """Find a cadre by the id or by the start of the name (a surname, a whole name): the matches, each linked to
+    the cadre's page.  Cadres are personal data, kept out of the catalogue's text index, and a province has a
+    million of them, so the store answers from its name index (:meth:`kg.store.base.Store.find_by_name`),
+    reading at most :data:`CADRE_MATCHES` + 1 of them."""
     query = (request.args.get("q") or "").strip()
-    matches: list[dict[str, Any]] = []
-    more = False
+    found: list[Any] = []
     if query:
-        for node in graph().store.nodes("Cadre"):
-            if query in str(node.props.get("name", "")) or query == node.id:
-                if len(matches) == CADRE_MATCHES:
-                    more = True
-                    break
-                matches.append({"id": node.id, "name": node.props.get("name", node.id),
-                                "organisation": node.props.get("organisation", ""), "region": node.props.get("region", "")})
+        store = graph().store
+        by_id = store.get_node(query)
+        found = [by_id] if by_id is not None and by_id.label == "Cadre" else []
+        found += store.find_by_name("Cadre", query, CADRE_MATCHES + 1 - len(found))
+    more = len(found) > CADRE_MATCHES
+    matches = [{"id": node.id, "name": node.props.get("name", node.id), "organisation": node.props.get("organisation", ""),
+                "region": node.props.get("region", "")} for node in found[:CADRE_MATCHES]]
     return render_template("admin/cadres.html", query=query, matches=matches, more=more, limit=CADRE_MATCHES)
 
 

@@ -200,6 +200,20 @@ class Store(ABC):
     def is_empty(self) -> bool:
         return not self.node_counts()
 
+    # ─── look-up by name ───
+    def find_by_name(self, label: str, prefix: str, limit: int = 20) -> list[Node]:
+        """Nodes of ``label`` whose ``name`` starts with ``prefix``, ordered by name then id, at most ``limit``
+        (an empty prefix finds nothing).
+
+        For finding a person by name (the administrator's 查找干部): cadres are personal data, kept out of the
+        text index, and a province holds a million of them, so both back ends answer from an index on
+        (label, name), reading only the matches.  This default scans the label's nodes.
+        """
+        if not prefix:
+            return []
+        found = (n for n in self.nodes(label) if str(n.props.get("name", "")).startswith(prefix))
+        return sorted(found, key=lambda n: (str(n.props.get("name", "")), n.id))[:limit]
+
     # ─── optional: full-text search ───
     def text_search(self, query: str, labels: Iterable[str] | None = None, limit: int = 20) -> list[tuple[Node, float]]:
         """Nodes whose name or description match the query, best first, with a back-end score."""

@@ -37,12 +37,16 @@ from kg.store.integrity import check_edges, check_nodes, missing_ends_error
 
 __all__ = ["SCHEMA_VERSION", "EmbeddedStore"]
 
-SCHEMA_VERSION = 1
-"""0: the first layout (FTS rows found by their unindexed id column, no version stamp); 1: keyed FTS rows, ``meta``."""
+SCHEMA_VERSION = 2
+"""0: the first layout (FTS rows found by their unindexed id column, no version stamp); 1: keyed FTS rows, ``meta``;
+2: ``nodes_name``, the (label, name) index :meth:`EmbeddedStore.find_by_name` reads."""
 
+_NAME = "json_extract(props, '$.name')"
+"""A node's name as the ``nodes_name`` index holds it: a query must spell the expression the same to use it."""
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS nodes (id TEXT PRIMARY KEY, label TEXT NOT NULL, props TEXT NOT NULL) WITHOUT ROWID",
     "CREATE INDEX IF NOT EXISTS nodes_label ON nodes(label, id)",
+    f"CREATE INDEX IF NOT EXISTS nodes_name ON nodes(label, {_NAME}, id)",
     """CREATE TABLE IF NOT EXISTS edges (
         src TEXT NOT NULL, type TEXT NOT NULL, dst TEXT NOT NULL, props TEXT NOT NULL,
         PRIMARY KEY (src, type, dst)) WITHOUT ROWID""",
@@ -137,7 +141,7 @@ class EmbeddedStore(Store):
             if found < SCHEMA_VERSION:
                 for statement in _SCHEMA:
                     conn.execute(statement)
-                for statement in _MIGRATE_TO_1:
+                for statement in _MIGRATE_TO_1 if found < 1 else ():
                     conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")  # a pragma takes no parameters
 
@@ -257,6 +261,18 @@ class EmbeddedStore(Store):
 
     def get_nodes(self, ids: Iterable[str]) -> list[Node]:
         rows = self._conn().execute(f"SELECT id, label, props FROM nodes WHERE id IN ({_IDS}) ORDER BY id", (_ids(set(ids)),))
+        return [self._node(r) for r in rows]
+
+    def find_by_name(self, label: str, prefix: str, limit: int = 20) -> list[Node]:
+        """A range over the ``nodes_name`` index: names from ``prefix`` up to ``prefix`` followed by the highest
+        code point (SQLite compares text as UTF-8 bytes, which sort as code points)."""
+        if not prefix:
+            return []
+        rows = self._conn().execute(
+            f"SELECT id, label, props FROM nodes WHERE label = ? AND {_NAME} >= ? AND {_NAME} < ? "
+            f"ORDER BY {_NAME}, id LIMIT ?",
+            (label, prefix, prefix + "\U0010ffff", limit),
+        )
         return [self._node(r) for r in rows]
 
     def labels_of(self, ids: Iterable[str]) -> dict[str, str]:

@@ -310,6 +310,9 @@ class Neo4jStore(Store):
             for prop in sorted(f.name for f in spec.fields.values() if f.datatype == "date"):
                 name = f"gx_{spec.name}_{prop}"
                 statements[name] = self._text("range_index", _name=name, _label=spec.name, _prop=prop)
+        for label in sorted(self.labels):  # find_by_name: a range index answers STARTS WITH
+            name = f"gx_{label}_name"
+            statements[name] = self._text("range_index", _name=name, _label=label, _prop="name")
         statements["gx_meta_key"] = self._text("meta_constraint", _name="gx_meta_key")
         statements[TEXT_INDEX] = self._text("text_index", _name=TEXT_INDEX, _labels=self.text_labels)
         return statements
@@ -606,6 +609,13 @@ class Neo4jStore(Store):
     def version(self) -> int:
         """One indexed read of the bookkeeping node (0 before the first write)."""
         return self._read(lambda tx: tx.run(self._text("version"), key=META_KEY).single(strict=True)["version"])
+
+    def find_by_name(self, label: str, prefix: str, limit: int = 20) -> list[Node]:
+        """``STARTS WITH`` on the label's ``gx_<label>_name`` range index (see :meth:`Store.find_by_name`)."""
+        if not prefix or label not in self.labels:
+            return []
+        text = self._text("nodes_by_name", _label=label)
+        return [self._node(r) for r in self._read(_rows, text, prefix=prefix, limit=limit, node_label=NODE_LABEL)]
 
     def nodes(self, label: str | None = None) -> Iterator[Node]:
         """Paged by id (keyset), each page in its own read transaction, so a large graph streams."""
