@@ -168,3 +168,28 @@ def test_manifest_records_the_choice_and_a_reopened_index_uses_it(tmp_path, vect
     assert (inner.nprobe if knob == "nprobe" else inner.hnsw.efSearch) == value  # the measured parameter is kept
     again, second = next_generation(docs, reopened, _Encoder(), Tokenizer(), config)
     assert not second.rebuilt_dense and again.manifest["dense"] == dense  # same rows, same policy: kept
+
+
+def test_the_service_serves_the_measured_choice_and_a_reopened_service_keeps_it(built_store, tmp_path, ontology):
+    """With the threshold below the fixture catalogue's size the service builds a measured index, says which,
+    and a worker that opens the index from disk (``update=False``) serves the same choice, not a fresh one."""
+    from recommender.search.service import SearchService
+    from tests import searchkit
+
+    config = IndexConfig(exact_max=2, approx="hnsw", hnsw_m=8, tune_queries=4)
+    first = SearchService.open(built_store, index_dir=tmp_path / "index", ontology=ontology,
+                               encoder=searchkit.encoder(), config=config)
+    report = first.last_update
+    manifest = json.loads((tmp_path / "index" / first.generation / "manifest.json").read_text(encoding="utf-8"))
+    dense = manifest["dense"]
+    assert dense["policy"] == config.index_policy(report.chunks) and dense["sample"]["vectors"] == report.chunks
+    assert first.index_type == index_label(dense) and report.index_type == first.index_type
+    assert dense["factory"] in {t["factory"] for t in dense["trials"]} and "按实测选定" in report.index_choice
+    worker = SearchService.open(built_store, index_dir=tmp_path / "index", ontology=ontology,
+                                encoder=searchkit.encoder(), config=config, update=False)
+    assert worker.ready and not worker.stale and worker.index_type == first.index_type
+    assert worker.search("数字政府", k=1, mode="dense")[0].id == first.search("数字政府", k=1, mode="dense")[0].id
+    # another recall target is another policy: the index on disk is stale until rebuilt under it
+    stricter = SearchService.open(built_store, index_dir=tmp_path / "index", ontology=ontology,
+                                  encoder=searchkit.encoder(), config=replace(config, recall_target=0.99), update=False)
+    assert stricter.stale

@@ -145,8 +145,9 @@ class IndexConfig:
         return tuple(kind.strip() for kind in self.approx.split(",") if kind.strip())
 
     def ivf_lists(self, n: int) -> int:
-        """IVF list count for ``n`` vectors: ``ivf_nlist`` or about 4·√n as a power of two (at least 16)."""
-        return self.ivf_nlist or 1 << max(4, round(np.log2(4 * np.sqrt(n))))
+        """IVF list count for ``n`` vectors: ``ivf_nlist`` or about 4·√n as a power of two (at least 16), and never
+        more than the n/2 vectors k-means trains on (half can be held out)."""
+        return min(self.ivf_nlist or 1 << max(4, round(np.log2(4 * np.sqrt(n)))), max(1, n // 2))
 
     def index_policy(self, n: int) -> dict[str, Any]:
         """What decides the index of ``n`` vectors (JSON-able, kept in the manifest): an index chosen under

@@ -1,13 +1,16 @@
 """Index generations on disk: immutable folders, a ``CURRENT`` pointer, and the lock that serialises writers.
 
 The index lives beside the store, under ``Settings.home/index/``, one *generation* folder at a time:
-``manifest.json`` (document ids, content hashes, chunk counts, encoder fingerprint), ``vectors.npy`` (one unit
-row per chunk), ``dense.faiss`` (approximate indexes only) and ``bm25/``.  ``CURRENT`` names the live generation
-and is replaced atomically, so an interrupted update leaves the previous index usable and a reader never sees a
-half-written one.  Writers hold an exclusive ``flock`` for a whole update (two jobs never encode the same texts
-twice); readers take no lock — they read ``CURRENT`` and, if that generation is replaced and removed while they
-read it, read the newer one.  Comparing the name in ``CURRENT`` with the one in memory is how every worker
-notices another worker's update, at the cost of reading one small file.
+``manifest.json`` (document ids, content hashes, chunk counts, encoder fingerprint, and under ``dense`` the vector
+index's spec: the structure and search parameter chosen, its measured recall@10 and latency, the sample they were
+measured on, every trial and the policy that made the choice — see
+:func:`recommender.search.vectors.choose_vector_index`), ``vectors.npy`` (one unit row per chunk), ``dense.faiss``
+(approximate indexes only, their search parameters inside; exact ones are rebuilt from the vectors) and ``bm25/``.
+``CURRENT`` names the live generation and is replaced atomically, so an interrupted update leaves the previous
+index usable and a reader never sees a half-written one. Writers hold an exclusive ``flock`` for a whole update
+(two jobs never encode the same texts twice); readers take no lock — they read ``CURRENT`` and, if that generation
+is replaced and removed while they read it, read the newer one. Comparing the name in ``CURRENT`` with the one in
+memory is how every worker notices another worker's update, at the cost of reading one small file.
 """
 
 from __future__ import annotations

@@ -31,6 +31,8 @@ RECALL_K = 10
 #: Norms of the Gaussian noise added to catalogue vectors to make held-out queries (before renormalising:
 #: cosine to the source about 0.97, 0.89, 0.71) — a real query is near a passage but not on it.
 QUERY_NOISE: tuple[float, ...] = (0.25, 0.5, 1.0)
+#: Every this-many-th held-out query is a catalogue vector as it is ("more like this"); the others are perturbed.
+AS_IS_EVERY = 4
 #: Queries timed one at a time per configuration (recall uses all of them, in one batched search); exact
 #: search above ``exact_max`` costs tens of milliseconds a query, so it is timed on fewer.
 TIMED_QUERIES = 200
@@ -104,14 +106,14 @@ def configure_vector_index(index: faiss.Index, params: Mapping[str, float]) -> N
 def tuning_queries(vectors: np.ndarray, count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """``(queries, rows)``: ``count`` held-out queries made from distinct sampled rows of ``vectors``.
 
-    A quarter are the sampled vectors as they are (a "more like this" look-up); the rest get Gaussian
+    One in :data:`AS_IS_EVERY` is a sampled vector as it is (a "more like this" look-up); the rest get Gaussian
     noise of the :data:`QUERY_NOISE` norms in turn and are renormalised — queries near the catalogue but
     not on it, so a neighbourhood is measured, not an identity.
     """
     rng = np.random.default_rng(seed)
     rows = np.sort(rng.choice(len(vectors), size=min(count, len(vectors)), replace=False))
     queries = np.array(vectors[rows], dtype=np.float32)
-    noisy = np.arange(len(rows)) % 4 != 0
+    noisy = np.arange(len(rows)) % AS_IS_EVERY != 0
     scales = np.resize(np.asarray(QUERY_NOISE, dtype=np.float32), int(noisy.sum()))
     noise = rng.standard_normal((int(noisy.sum()), vectors.shape[1]), dtype=np.float32)
     queries[noisy] += noise * (scales / np.sqrt(vectors.shape[1]))[:, None]
@@ -173,7 +175,7 @@ def choose_vector_index(vectors: np.ndarray, config: IndexConfig,
         index = build_vector_index(vectors, FLAT_SPEC, config.threads) if n else None
         return index, {**FLAT_SPEC, "params": {}, "policy": policy, "exact_max": config.exact_max}
     say = note or (lambda message: None)
-    queries, rows = tuning_queries(vectors, config.tune_queries)
+    queries, rows = tuning_queries(vectors, min(config.tune_queries, n // 2))  # half at most: the rest trains
     timed = queries[:TIMED_QUERIES]
     say(f"选择向量索引：精确检索作参照（{n:,} 条向量，{len(queries):,} 条留出查询）")
     exact = build_vector_index(vectors, FLAT_SPEC, config.threads)
@@ -215,7 +217,7 @@ def choose_vector_index(vectors: np.ndarray, config: IndexConfig,
     assert best is not None  # exact search is measured first and always reaches the target
     index, spec = best
     spec.update(policy=policy, target=config.recall_target, trials=trials,
-                sample={"queries": len(queries), "as_is": int(np.sum(np.arange(len(rows)) % 4 == 0)),
+                sample={"queries": len(queries), "as_is": -(-len(rows) // AS_IS_EVERY),
                         "noise": list(QUERY_NOISE), "timed": len(timed), "vectors": n, "k": RECALL_K,
                         "threads": config.search_threads})
     return index, spec
