@@ -2,7 +2,7 @@
 
 Read from the last batch run when there is one (``python -m recommender batch``: fast, and consistent with
 the suggestions cadres were shown); otherwise computed now from every cadre's records — the same gap
-analysis, without ranking.
+analysis, without ranking, over blocks of cadres read in bulk (two store calls a block).
 """
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ from tqdm import tqdm
 
 from kg.config import Settings
 from kg.store.base import Store
-from recommender.batch.run import batch_path, stored_demand
+from recommender.batch.blocks import read_block
+from recommender.batch.run import BLOCK_SIZE, batch_path, stored_demand
 from recommender.errors import InvalidRequest
 from recommender.learner.gaps import CoverageConfig, analyse_gaps
-from recommender.learner.profile import LEVELS, fetch_profile
+from recommender.learner.profile import LEVELS, profile_from
 from recommender.catalogue.snapshot import CatalogueSnapshot, load_snapshot
 
 __all__ = ["compute_demand", "topic_demand"]
@@ -29,9 +30,13 @@ def compute_demand(store: Store, snapshot: CatalogueSnapshot, today: dt.date, le
     """Topic id → cadres for whom it is a gap as of ``today`` (``level``: essential / optional / None for both)."""
     counts: Counter[str] = Counter()
     cadres = [n.id for n in store.nodes("Cadre")]
-    for cadre_id in tqdm(cadres, desc="统计缺口需求", unit="人", disable=not progress):
-        report = analyse_gaps(fetch_profile(store, snapshot, cadre_id, until=today), snapshot, today, coverage)
-        counts.update(g.topic_id for g in report.gaps if level is None or g.requirement.level == level)
+    with tqdm(total=len(cadres), desc="统计缺口需求", unit="人", disable=not progress) as bar:
+        for start in range(0, len(cadres), BLOCK_SIZE):
+            block = cadres[start:start + BLOCK_SIZE]
+            for cadre, records in read_block(store, snapshot, block):
+                report = analyse_gaps(profile_from(snapshot, cadre, records, until=today), snapshot, today, coverage)
+                counts.update(g.topic_id for g in report.gaps if level is None or g.requirement.level == level)
+            bar.update(len(block))
     return dict(sorted(counts.items()))
 
 
