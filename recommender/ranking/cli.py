@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from functools import partial
 from pathlib import Path
 
 import click
@@ -77,12 +78,13 @@ def path(cadre_id: str, intent: str | None, today: dt.datetime | None) -> None:
 
 @click.command()
 @click.option("-k", "--k", "k", default=10, show_default=True, help="每人推荐条数")
-@click.option("--workers", default=1, show_default=True, help="并行进程数")
+@click.option("--workers", default=1, show_default=True, help="本机 Dask 集群的工作进程数（1：在本进程中运行）")
+@click.option("--address", default=None, help="Dask 集群调度器地址，如 tcp://10.0.0.5:8786（默认取 GANXUN_BATCH_ADDRESS；不设则在本机运行）")
 @click.option("--limit", default=None, type=int, help="只处理前 N 名干部（试运行）")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="结果文件（默认 $GANXUN_HOME/recommender/batch.sqlite）")
 @_TODAY
-def batch(k: int, workers: int, limit: int | None, out: Path | None, today: dt.datetime | None) -> None:
-    """为全部干部批量推荐，结果存入 SQLite 文件，供接口与课程设计者的需求分析使用。"""
+def batch(k: int, workers: int, address: str | None, limit: int | None, out: Path | None, today: dt.datetime | None) -> None:
+    """为全部干部批量推荐（只重算记录或要求有变化的干部），结果写入 Parquet 与 SQLite 文件，供接口与课程设计者的需求分析使用。"""
     from kg.config import Settings
     from kg.store import open_store
     from recommender.batch.run import run_batch
@@ -91,9 +93,10 @@ def batch(k: int, workers: int, limit: int | None, out: Path | None, today: dt.d
     recommender = _recommender()
     ids = [n.id for n in recommender.store.nodes("Cadre")]
     summary = run_batch(recommender, ids[:limit] if limit else ids, k=k, today=_day(today), path=out, workers=workers,
-                        store_factory=lambda: open_store(settings=settings))
-    click.echo(f"已为 {summary.cadres:,} 名干部生成 {summary.suggestions:,} 条推荐，用时 {summary.seconds:.1f} 秒"
-               f"（{summary.rate:.0f} 人/秒）→ {summary.path}")
+                        address=address, store_factory=partial(open_store, settings=settings))
+    click.echo(f"已为 {summary.cadres:,} 名干部生成 {summary.suggestions:,} 条推荐（重新计算 {summary.computed:,} 人，"
+               f"沿用上次结果 {summary.carried:,} 人），用时 {summary.seconds:.1f} 秒（{summary.rate:.0f} 人/秒）"
+               f"→ {summary.path}，Parquet：{summary.parquet}")
 
 
 @click.command()
