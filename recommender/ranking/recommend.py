@@ -398,7 +398,8 @@ class Ranker:
 
     def _audience_names(self, course: int, mask: int | None = None) -> list[str]:
         """Names of the audiences a course declares (only the cadre's own, given their ``mask``)."""
-        row = self.snapshot.course_audience.getrow(course).indices
+        audience = self.snapshot.course_audience  # CSR: the row's columns by slicing, not a new matrix per call
+        row = audience.indices[audience.indptr[course]:audience.indptr[course + 1]]
         ids = [self._audience_ids[int(i)] for i in sorted(row) if mask is None or (mask >> int(i)) & 1]
         return [self.snapshot.names.get(a, a) for a in ids]
 
