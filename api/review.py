@@ -25,7 +25,7 @@ from kg.build import PENDING_TAGS, RowTagger, TagEvidence
 from kg.model import Edge
 from kg.readers import SourceRow
 
-__all__ = ["PENDING", "ReviewItem", "bp", "confirm_tags", "import_tagger", "review_queue", "tagger"]
+__all__ = ["PENDING", "ReviewItem", "bp", "confirm_tags", "import_tagger", "review_queue", "tagger", "warm_tagger"]
 
 bp = ApiBlueprint("review", __name__, url_prefix="/api/review", description="主题标注审核队列（课程设计者）")
 
@@ -42,6 +42,13 @@ def tagger() -> Any:
 
     gr = graph()
     return gr.derived("tagger", lambda: TopicTagger.from_service(search_service(), exclude=_pending_edges()))
+
+
+def warm_tagger() -> None:
+    """The warm-up step: fit the tagger for the current version, unless the graph has no topics yet (before the
+    first build there is nothing to tag with, and that must not keep a worker from answering ready)."""
+    if graph().store.node_counts().get("Topic"):
+        tagger()
 
 
 def import_tagger() -> RowTagger | None:

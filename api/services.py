@@ -260,12 +260,14 @@ def readiness(app: Flask | None = None) -> Readiness:
 def _warm_steps() -> list[tuple[str, Any]]:
     """The parts a worker loads before it answers ready, in order (later ones use earlier ones)."""
     from api.analytics import topic_demand
+    from api.review import warm_tagger
 
     return [
         ("目录快照", snapshot),
         (SEARCH_PART, lambda: search_service().warm()),
         ("推荐器与课程向量", lambda: recommender().warm()),
         ("学习需求", topic_demand),
+        ("主题标注器", warm_tagger),  # an import's untagged items are tagged in its request: fitted before, not in it
     ]
 
 

@@ -248,6 +248,10 @@ def _upload(admin, name: str, content: bytes, **form):
 
 
 def test_api_imports_gbk_and_answers_broken_files_with_located_422(admin, app):
+    with app.app_context():  # a served worker fits the tagger in its warm-up, not in the import's request
+        from api.review import tagger
+
+        tagger()
     ok = _upload(admin, "课程.csv", csv_bytes(label_rows(COURSES), "gbk"), type="Course")
     assert ok.status_code == 201, ok.json
     assert ok.json["nodes"] == 2 and any("GB18030/GBK" in n and "课程.csv" in n for n in ok.json["notes"])

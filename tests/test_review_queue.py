@@ -53,6 +53,10 @@ FIXTURE_ROWS = [("course:rv-1", "数字政府建设与政务服务“一网通�
 
 def test_import_suggests_review_confirms_and_coverage_follows(client, app):
     admin, designer = as_user(client, app, "admin"), as_user(client, app, "designer")
+    with app.app_context():  # a served worker fits the tagger in its warm-up, not in the import's request
+        from api.review import tagger
+
+        tagger()
     coverage = lambda: {r["topic"]: r["已发布课程数"] for r in designer("GET", "/api/analytics/coverage").json["主题覆盖"]}  # noqa: E731
     before = coverage()
     response = upload(admin, untagged(FIXTURE_ROWS, "inst:t-county-school"))
