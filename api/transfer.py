@@ -66,7 +66,7 @@ class ImportResult(f.Schema):
     nodes = f.Integer()
     edges = f.Integer()
     notes = f.List(f.String(), metadata={"description": "每个文件如何读取：编码、列映射配置、表头所在行"})
-    suggested = f.Integer(metadata={"description": "未标注主题、由系统建议主题并进入审核队列的条目数"})
+    suggested = f.Integer(metadata={"description": "进入主题审核队列的条目数：未标注而由系统建议主题的，及导入标注存疑的"})
 
 
 class ExportQuery(f.Schema):

@@ -103,14 +103,45 @@ def test_import_suggests_review_confirms_and_coverage_follows(client, app):
     assert log["total"] == 1
 
 
-def test_a_recommendation_says_when_its_topic_is_only_suggested():
-    """The hook in recommender code: a course whose topic is only suggested says so in its details."""
-    from recommender.catalogue.rows import Course
+def test_an_imported_tag_without_support_is_kept_but_marked_doubtful(client, app):
+    with app.app_context():
+        from api.review import tagger
 
-    course = Course(id="course:x", name="x", topics=("topic:a", "topic:b"), suggested_topics=("topic:b",))
-    assert course.confirmed_topics == ("topic:a",)
-    source = (REPO_ROOT / "recommender" / "ranking" / "recommend.py").read_text(encoding="utf-8")
-    assert "尚待课程设计者确认" in source
+        tagger()
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow([*HEADER, "讲授主题"])
+    writer.writerow(["course:rv-x", "学习贯彻《中国共产党纪律处分条例》", "逐章解读党的纪律处分条例，严明政治纪律和政治规矩。",
+                     "专题课", "面授", "讲授", "专职教师", "2", "否", "已发布", "1", "2025-01-06", "2025-01-06",
+                     "inst:t-county-school", "topic:new-energy"])
+    response = upload(as_user(client, app, "admin"), buffer.getvalue().encode("utf-8"))
+    assert response.status_code == 201 and response.json["suggested"] == 1
+    [item] = as_user(client, app, "designer")("GET", "/api/review").json["items"]
+    assert item["id"] == "course:rv-x"
+    assert [(t["topic"], t["status"], t["status_label"]) for t in item["tags"]] == [("topic:new-energy", "doubtful", "导入标注存疑")]
+    assert item["tags"][0]["confidence"] < 0.05
+
+
+def test_a_recommendation_says_when_its_topic_is_only_suggested(client, app):
+    """The hook in recommender code: a course whose topic an import only suggested says so in its details, and
+    says nothing once a designer has confirmed it."""
+    with app.app_context():
+        from api.review import tagger
+
+        tagger()
+    assert upload(as_user(client, app, "admin"), untagged(FIXTURE_ROWS, "inst:t-county-school")).status_code == 201
+    cadre = as_user(client, app, "cadre1")
+
+    def details_of(course_id: str) -> list[str] | None:
+        items = cadre("GET", "/api/cadres/cadre:t-001/recommendations", query_string={"k": 20}).json["推荐课程"]
+        return next((list(i["补充说明"]) for i in items if i["编号"] == course_id), None)
+
+    details = details_of("course:rv-1")
+    assert details is not None, "the fixture catalogue is small enough for every published course to be listed"
+    assert any("为导入时系统建议，尚待课程设计者确认" in d for d in details)
+    designer = as_user(client, app, "designer")
+    assert designer("POST", "/api/review/course:rv-1", json={"topics": ["topic:digital-government"]}).status_code == 200
+    assert not any("尚待课程设计者确认" in d for d in details_of("course:rv-1") or [])
 
 
 # ─── the page, in a real browser ───
