@@ -26,6 +26,7 @@ POLICY: dict[str, set[str]] = {
     "transfer": {"admin"},
     "admin": {"admin"},
     "search.duplicates": {"designer", "admin"},
+    "review": {"designer", "admin"},
 }
 
 
