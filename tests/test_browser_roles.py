@@ -32,8 +32,13 @@ def _shoot(page_for, username: str, paths: list[str], base: str) -> list[str]:
             page.wait_for_load_state("networkidle")
             stem = re.sub(r"[^A-Za-z0-9]+", "-", path.strip("/")) or "home"
             page.screenshot(path=str(SHOTS / f"{username}-{stem}-{viewport['width']}.png"), full_page=True)
-            if name == "phone":  # no sideways scrolling at phone width
+            if name == "phone":  # no sideways scrolling at phone width, and no text squeezed into a sliver of a column
                 assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"], path
+                squeezed = page.evaluate("""() => [...document.querySelectorAll('main td')]
+                    .filter(td => td.offsetParent !== null && td.textContent.trim().length > 4
+                                  && td.getBoundingClientRect().width < 64)
+                    .map(td => td.textContent.trim().slice(0, 12))""")
+                assert squeezed == [], (path, squeezed)
         assert page.js_errors == []
     return missing
 

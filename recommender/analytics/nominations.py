@@ -135,6 +135,7 @@ class NominationConfig:
 
     def rules_used(self, ontology: Ontology | None = None) -> list[tuple[str, str]]:
         labels = component_labels(ontology)
+        total = sum(self.weights.values())  # weights are relative: each is shown as its share of the score
         ontology = ontology or load_ontology()
         plan = (f"规划{self.section}：{self.years} 年内约 {self.courses_total} 门好课程、{self.textbooks_total} 种好教材"
                 if self.years else "")
@@ -146,7 +147,7 @@ class NominationConfig:
             ("机构上限", "不限" if self.max_per_institution is None else f"每个机构至多 {self.max_per_institution} 项（课程与教材合计）"),
             ("推荐门槛", "、".join(ontology.property_labels.get(g, g) for g in self.gates) or "无"),
             ("往年已入选", f"{len(self.previous)} 项，不再入选"),
-            ("推荐指标权重", "；".join(f"{labels.get(k, k)} {v:g}" for k, v in self.weights.items())),
+            ("推荐指标权重（占总分）", "；".join(f"{labels.get(k, k)} {100 * v / total:.1f} %" for k, v in self.weights.items())),
             *scoring_rules(self.weights, self.min_coverage, ontology),
         ]
 
@@ -184,7 +185,7 @@ def audit_selection(catalogue: CatalogueSnapshot, config: NominationConfig, item
     names = {"course": "好课程名单", "textbook": "好教材名单", "all": "两张名单合计"}
     for key, need in config.case_minimums().items():
         have = sum(c.is_case for c in groups[key])
-        share = f"{100 * have / len(groups[key]):.1f}%" if groups[key] else "—"
+        share = f"{100 * have / len(groups[key]):.1f} %" if groups[key] else "—"
         checks.append(RuleCheck(f"案例占比（{names[key]}）", f"至少 {need} 项（{config.quota_text}）",
                                 f"{have} 项，占 {share}", have >= need))
     for branch in catalogue.tree.branches:

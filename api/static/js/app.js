@@ -65,3 +65,15 @@ window.addEventListener("pageshow", () => document.querySelectorAll("form[aria-b
   const button = form.querySelector("button[disabled][data-label]");
   if (button) { button.textContent = button.dataset.label; button.disabled = false; }
 }));
+
+/* A table.cards turns each row into a block on a phone (app.css): every cell is given its column's name, shown
+   before it there, so the headers need not be repeated in the templates. */
+function gxCards(root = document) {
+  root.querySelectorAll("table.cards").forEach((table) => {
+    const names = [...table.querySelectorAll("thead th")].map((th) => th.textContent.trim());
+    table.querySelectorAll("tbody tr").forEach((row) => [...row.children].forEach((cell, i) => {
+      if (names[i] && cell.colSpan === 1 && !cell.dataset.label) cell.dataset.label = names[i];
+    }));
+  });
+}
+document.addEventListener("DOMContentLoaded", () => gxCards());
