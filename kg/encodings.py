@@ -4,7 +4,8 @@ Government users save CSV from Excel or export it from a platform: UTF-8 with or
 or GB18030/GBK (Excel's default on a Chinese Windows).  Decoding everything as UTF-8 answered such a file with
 a ``UnicodeDecodeError`` and a 500.  Here the BOM decides first; otherwise charset-normalizer chooses among the
 encodings ``ontology/import_profiles.yaml`` names (short GBK text is easily taken for Big5 when every code page
-is allowed, so the candidates are the ones Chinese users actually have).  The encoding is returned with its
+is allowed, so the candidates are the ones Chinese users actually have); bytes that are valid UTF-8 are taken as
+UTF-8 at once, which keeps a large JSON Lines corpus as quick to read as before.  The encoding is returned with its
 Chinese display name so that every message about the file can say how it was read.
 """
 
@@ -57,6 +58,11 @@ def decode_text(data: bytes, candidates: tuple[str, ...] = ("utf_8", "gb18030"))
                 raise UndecodableFile(f"文件以 {_DISPLAY[encoding]} 的 BOM 开头，但{_failing_line(data, encoding)}") from None
     if not data:
         return DecodedText("", "utf_8")
+    if "utf_8" in candidates:  # bytes that decode as strict UTF-8 are UTF-8 (GBK text almost never does); fast
+        try:
+            return DecodedText(data.decode("utf_8"), "utf_8")
+        except UnicodeDecodeError:
+            pass
     best = from_bytes(data, cp_isolation=list(candidates)).best()
     if best is None:
         tried = "；".join(_failing_line(data, c) for c in candidates)
