@@ -269,3 +269,12 @@ def test_api_imports_gbk_and_answers_broken_files_with_located_422(admin, app):
         assert issue["file"] == name and issue["message"] and "line" in issue, (name, issue)
     unknown = _upload(admin, "x.csv", b"a,b\n1,2\n", profile="no-such-profile")
     assert unknown.status_code == 422 and "profile" in unknown.json["字段"]
+
+
+def test_admin_import_page_offers_the_profiles_and_xapi(client, app):
+    from tests.test_api_support import AuthActions
+
+    AuthActions(client).login("admin")
+    page = client.get("/admin/import").get_data(as_text=True)
+    assert 'name="profile"' in page and "国家标准字段" in page and "省级干部网络学院导出" in page
+    assert ".json" in page and "GB18030/GBK" in page

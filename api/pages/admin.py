@@ -15,6 +15,7 @@ from api.jobs import _local
 from api.jobs import jobs as job_registry
 from api.pages import page
 from api.review import import_tagger
+from kg.profiles import load_profiles
 from api.transfer import ImportRejected, import_uploads
 
 __all__ = ["bp"]
@@ -47,8 +48,9 @@ def imports() -> Any:
     labels = {c.name: c.label for c in g.ontology.classes.values()}
     counts = sorted(((labels.get(name, name), n) for name, n in g.store.node_counts().items()), key=lambda kv: -kv[1])
     status = 422 if rejected else 200
+    profiles = [(p.key, p.name) for p in load_profiles(g.ontology).profiles.values()]
     return render_template("admin/imports.html", result=result, rejected=rejected, classes=classes,
-                           counts=counts), status
+                           counts=counts, profiles=profiles), status
 
 @bp.route("/jobs")
 @page("admin")
