@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import io
 import shutil
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
