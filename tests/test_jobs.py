@@ -21,7 +21,7 @@ import pytest
 from api.jobs import DEAD_WORKER, Job, JobBusy, Jobs
 from tests.test_api_admin import NEW_COURSE
 from tests.test_api_support import (  # noqa: F401  (fixtures)
-    PASSWORD, app, app_config, bearer, index_dir, template_home,
+    PASSWORD, app, app_config, bearer, index_dir, template_home, with_csrf_client,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -252,7 +252,7 @@ def twin(app):
     """A second app (another gunicorn worker) on the first one's home."""
     from api import create_app
 
-    other = create_app(app_config(Path(app.config["ACCOUNTS_DB"]).parent, Path(app.config["INDEX_DIR"])))
+    other = with_csrf_client(create_app(app_config(Path(app.config["ACCOUNTS_DB"]).parent, Path(app.config["INDEX_DIR"]))))
     yield other
     other.extensions["ganxun.graph"].close()
 
