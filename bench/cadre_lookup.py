@@ -1,5 +1,6 @@
 """The administrator's 查找干部 at province scale: ``Store.find_by_name`` from the name index beside the interface's
-scanning default (what /admin/cadres did before), on the embedded store with N generated cadres.
+scanning default (which reads every cadre, as /admin/cadres did before for a name with fewer than 50 matches),
+on the embedded store with N generated cadres.
 
     PYTHONPATH=. python bench/cadre_lookup.py [--cadres 200000] [--repeats 5]
 
