@@ -204,15 +204,7 @@ def _explain(scores: Scores) -> str:
             f"violations {scores.violations[:8]}…; intent misses {scores.intent_misses}")
 
 
-#: A target the ranker does not meet yet (issue 12 stays open for it): strict, so the day it is met this test
-#: fails until the mark is removed.  Measured: 214 distinct items in 500 slots (43 %); drawing 10 gap-filling
-#: courses at random within the audience rule gives about 48 % on this suite, because every published sample
-#: course declares an audience and 38 of the 50 scenarios share two categories' pools (223 and 135 courses).
-KNOWN_MISS = pytest.mark.xfail(strict=True, reason="distinct_share: 43 % of slots against the 50 % target (issue 12)")
-
-
-@pytest.mark.parametrize("target", ["coverage_at_10", "coverage_at_3", "max_first_share",
-                                    pytest.param("distinct_share", marks=KNOWN_MISS),
+@pytest.mark.parametrize("target", ["coverage_at_10", "coverage_at_3", "max_first_share", "distinct_share",
                                     "audience_violations", "intent_hit_at_3"])
 def test_current_ranker_meets_the_target(suite: Suite, scores: Scores, target: str):
     value, wanted, met = target_checks(suite, scores)[target]
