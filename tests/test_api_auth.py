@@ -63,7 +63,7 @@ def _page_routes() -> list[str]:
     import tempfile
     from pathlib import Path
 
-    open_paths = ("/api/", "/static/", "/login", "/docs", "/openapi.json")
+    open_paths = ("/api/", "/static/", "/favicon.ico", "/login", "/docs", "/openapi.json")
     with tempfile.TemporaryDirectory() as tmp:
         app = create_app({"TESTING": True, "SETTINGS": settings_for(Path(tmp)), "ACCOUNTS_DB": f"{tmp}/a.db"})
         pages = sorted(re.sub(r"<(?:[a-z]+:)?(\w+)>", "1", r.rule) for r in app.url_map.iter_rules()
@@ -73,6 +73,11 @@ def _page_routes() -> list[str]:
 
 
 PAGES = _page_routes()
+
+
+def test_the_favicon_is_public_at_the_root(shared_client) -> None:
+    response = shared_client.get("/favicon.ico")
+    assert response.status_code == 200 and response.mimetype.startswith("image/") and response.data
 
 
 @pytest.mark.parametrize("url", PAGES)

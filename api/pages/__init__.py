@@ -50,6 +50,9 @@ def init_app(app: Flask) -> None:
     for module in (account, cadre, designer, evaluator, admin, catalogue, review):
         app.register_blueprint(module.bp)
 
+    # at the root too, for browsers that ask there without reading the page's <link>; public like /static/
+    app.add_url_rule("/favicon.ico", "favicon", lambda: app.send_static_file("favicon.ico"))
+
     @app.context_processor
     def navigation() -> dict[str, Any]:
         return {"user": current_user(), "ROLES": ROLES, "nav": account.navigation(current_user())}

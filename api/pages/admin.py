@@ -23,15 +23,6 @@ __all__ = ["bp"]
 bp = Blueprint("console", __name__, url_prefix="/admin")
 
 
-@bp.record_once
-def _favicon(state: Any) -> None:
-    """``/favicon.ico`` at the root too, for clients that ask there without reading the page's <link>."""
-    from flask import send_from_directory
-
-    app = state.app
-    app.add_url_rule("/favicon.ico", "favicon",
-                     lambda: send_from_directory(app.static_folder, "favicon.ico", mimetype="image/vnd.microsoft.icon"))
-
 @bp.route("/import", methods=["GET", "POST"])
 @page("admin")
 def imports() -> Any:
