@@ -111,16 +111,16 @@ def measured(label: str, data: str, index: faiss.Index, build_s: float, x: np.nd
     return row
 
 
-def timed_build(build: Callable[[], T]) -> tuple[T, float]:
-    """``build()`` and the seconds it took."""
+def timed_build(build: Callable[..., T], *args: object) -> tuple[T, float]:
+    """``build(*args)`` and the seconds it took."""
     started = time.perf_counter()
-    result = build()
+    result = build(*args)
     return result, time.perf_counter() - started
 
 
 def exact_reference(x: np.ndarray, queries: np.ndarray, data: str) -> tuple[np.ndarray, dict]:
     """Ground-truth similarities of ``queries`` over ``x`` (batched) and exact search's own row."""
-    exact, build_s = timed_build(lambda: build_vector_index(x, FLAT_SPEC, THREADS))
+    exact, build_s = timed_build(build_vector_index, x, FLAT_SPEC, THREADS)
     with omp_threads(THREADS):
         scores, _ = exact.search(queries, K)
     row = measured("精确检索 IndexFlatIP", data, exact, build_s, x, queries, None, TIMED_EXACT)
@@ -134,7 +134,7 @@ def scale_rows(base: np.ndarray, n: int, n_queries: int, config: IndexConfig, ol
     exact_scores, exact_row = exact_reference(x, queries, "聚类")
     rows = [exact_row]
     gc.collect()
-    (index, spec), build_s = timed_build(lambda: choose_vector_index(x, config))
+    (index, spec), build_s = timed_build(choose_vector_index, x, config)
     print(f"  选择：{index_label(spec)}（选择器自测 recall@10 {spec.get('recall_at_10', 1.0):.3f}，"
           f"比较 {len(spec.get('trials', []))} 种配置）", flush=True)
     rows.append(measured(f"选定 {index_label(spec)}", "聚类", index, build_s, x, queries, exact_scores))
@@ -142,7 +142,7 @@ def scale_rows(base: np.ndarray, n: int, n_queries: int, config: IndexConfig, ol
     del index
     gc.collect()
     if old_default:
-        index, build_s = timed_build(lambda: build_vector_index(x, OLD_DEFAULT, THREADS))
+        index, build_s = timed_build(build_vector_index, x, OLD_DEFAULT, THREADS)
         rows.append(measured(f"旧默认 {index_label(OLD_DEFAULT)}", "聚类", index, build_s, x, queries, exact_scores))
         del index
     del x
@@ -154,7 +154,7 @@ def scale_rows(base: np.ndarray, n: int, n_queries: int, config: IndexConfig, ol
     rows.append(u_exact)
     worst = {key: value for key, value in spec.items() if key in ("type", "factory", "metric", "nlist", "efConstruction",
                                                                     "params")}
-    index, build_s = timed_build(lambda: build_vector_index(u, worst, THREADS))
+    index, build_s = timed_build(build_vector_index, u, worst, THREADS)
     rows.append(measured(f"同一选定结构 {index_label(worst)}", "均匀随机", index, build_s, u, uq, u_scores))
     for row in rows:
         row["n"] = n

@@ -49,14 +49,15 @@ class Candidate:
 class IndexConfig:
     """Index and fusion parameters; every one can be set from the environment (``GANXUN_SEARCH_*``).
 
-    ``exact_max``: up to this many vectors search is exact (about 1 ms at 10k vectors and 5 ms at 50k on one
-    core), above it the index is chosen by measured recall.  ``approx``: the approximate kinds tried, comma
+    ``exact_max``: up to this many vectors search is exact (one query costs about 6 ms of CPU at 100k vectors),
+    above it the index is chosen by measured recall.  ``approx``: the approximate kinds tried, comma
     separated (``ivf``, ``hnsw``, ``pca-hnsw``).  ``recall_target``: the recall@10 against exact search the
     chosen index must reach on ``tune_queries`` held-out queries (a quarter of them catalogue vectors as they
     are, the rest perturbed).  The default grids reach from cheap to thorough; a kind's grid stops at the
-    first value that meets the target, since more effort only costs time.  On catalogue-like clustered
-    vectors IVF-Flat wins by far (``bench/search_speed.py``: at 1M vectors PCA128+HNSW32, the former fixed
-    default, reached recall 0.67).  ``threads`` (OpenMP, for building indexes) and ``search_threads`` (for
+    first value that meets the target, since more effort only costs time.  On clustered vectors made from
+    the catalogue's embeddings IVF-Flat wins by far (``bench/search_speed.py``, 1M vectors: IVF4096,Flat
+    nprobe 2 recall@10 1.000 at p50 0.20 ms; PCA128+HNSW32, the former fixed default, 0.650; HNSW32 at
+    efSearch 128 0.641).  ``threads`` (OpenMP, for building indexes) and ``search_threads`` (for
     one query at a time) are separate: faiss parallelises a search over queries, so a single query gains
     nothing from more threads, and on a busy 2-core host the idle OpenMP team made one exact search 30×
     slower.  RRF ``rrf_k`` = 5 and ``dense_weight`` = 3 were tuned on ``bench/queries.jsonl`` by
