@@ -130,6 +130,12 @@ class TestChooser:
         index, spec = choose_vector_index(x, config)
         assert spec["type"] == "flat" and spec["recall_at_10"] == 1.0
         assert [t["factory"] for t in spec["trials"]] == ["Flat", "IVF256,Flat"]
+        # a previous choice that no longer reaches the target is measured first, then everything else is
+        previous = {"type": "ivf", "factory": "IVF256,Flat", "metric": "ip", "nlist": 256, "params": {"nprobe": 1},
+                    "policy": config.index_policy(len(x)), "recall_at_10": 0.97}
+        _, again = choose_vector_index(x, config, previous=previous)
+        assert [t["factory"] for t in again["trials"]] == ["IVF256,Flat", "Flat", "IVF256,Flat"]
+        assert again["type"] == "flat" and "kept" not in again
 
 
 class _Encoder:
@@ -168,6 +174,15 @@ def test_manifest_records_the_choice_and_a_reopened_index_uses_it(tmp_path, vect
     assert (inner.nprobe if knob == "nprobe" else inner.hnsw.efSearch) == value  # the measured parameter is kept
     again, second = next_generation(docs, reopened, _Encoder(), Tokenizer(), config)
     assert not second.rebuilt_dense and again.manifest["dense"] == dense  # same rows, same policy: kept
+
+    # an import removes an item: the rows change, so the index is rebuilt — the previous choice measured first
+    # and kept, since it still reaches the target on the new rows
+    fewer, third = next_generation(docs[1:], reopened, _Encoder(), Tokenizer(), config)
+    rebuilt = fewer.manifest["dense"]
+    assert third.rebuilt_dense and third.removed == 1 and rebuilt["kept"] is True
+    assert index_label(rebuilt) == index_label(dense) and len(rebuilt["trials"]) == 1
+    assert rebuilt["recall_at_10"] >= 0.95 and "沿用上次的选择并复测" in third.index_choice
+    assert fewer.dense.ntotal == n - 1
 
 
 def test_the_service_serves_the_measured_choice_and_a_reopened_service_keeps_it(built_store, tmp_path, ontology):

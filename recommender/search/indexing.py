@@ -4,8 +4,9 @@ An update re-encodes only documents whose text hash changed, and only when the p
 the same encoder (its fingerprint is in the manifest): vectors of two encoders are never mixed.  The faiss
 structure is rebuilt from the stored vectors whenever rows change, because HNSW cannot delete and encoding,
 not indexing, is the expensive step; above the exact-search threshold the rebuild measures its candidates again
-(:func:`recommender.search.vectors.choose_vector_index`) and the manifest's ``dense`` entry records the choice,
-its measured recall and latency and the sample, under the policy (:meth:`IndexConfig.index_policy`) that made it.  Encoding runs in batches of about :data:`ENCODE_BATCH` chunks and calls
+(:func:`recommender.search.vectors.choose_vector_index`, the previous choice first: kept while it reaches the
+target) and the manifest's ``dense`` entry records the choice, its measured recall and latency and the sample,
+under the policy (:meth:`IndexConfig.index_policy`) that made it.  Encoding runs in batches of about :data:`ENCODE_BATCH` chunks and calls
 ``progress(done, total, message)`` after each, ``done`` counting documents (reused ones included) out of
 every document in the catalogue, so a job shows real progress and ends at ``done == total``.
 """
@@ -134,7 +135,7 @@ def next_generation(docs: list[Document], old: Generation | None, encoder: Encod
             if progress is not None:
                 progress(max(len(docs) - 1, 0), len(docs), message)
 
-        dense, spec = choose_vector_index(vectors, config, note)
+        dense, spec = choose_vector_index(vectors, config, note, old.manifest.get("dense") if old else None)
         report.rebuilt_dense = True
     report.index_choice = describe_choice(spec)
     if same_rows and old.manifest.get("tokenizer") == tokenizer.fingerprint and old.bm25 is not None:

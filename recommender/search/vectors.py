@@ -38,6 +38,8 @@ AS_IS_EVERY = 4
 TIMED_QUERIES = 200
 TIMED_EXACT = 40
 _WARMUP = 20
+#: The parts of a spec that say how to build the index (the rest are measurements and search parameters).
+BUILD_KEYS = ("type", "factory", "metric", "nlist", "efConstruction")
 #: IVF k-means: training vectors per list and iterations — enough for stable centroids, and it keeps a
 #: 1M-vector build to about a minute on 2 cores.  PCA learns from at most this many vectors.
 IVF_TRAIN_PER_LIST = 64
@@ -157,8 +159,8 @@ def measure_latency(index: faiss.Index, queries: np.ndarray, k: int = RECALL_K, 
 
 
 # ───────────────────────────── choosing ─────────────────────────────
-def choose_vector_index(vectors: np.ndarray, config: IndexConfig,
-                        note: Note | None = None) -> tuple[faiss.Index | None, dict[str, Any]]:
+def choose_vector_index(vectors: np.ndarray, config: IndexConfig, note: Note | None = None,
+                        previous: Mapping[str, Any] | None = None) -> tuple[faiss.Index | None, dict[str, Any]]:
     """The index for unit ``vectors`` and its spec: exact up to ``config.exact_max``, else chosen by measurement.
 
     Above the threshold every candidate of :meth:`IndexConfig.candidates_for` is built over all the vectors
@@ -168,6 +170,11 @@ def choose_vector_index(vectors: np.ndarray, config: IndexConfig,
     there is always a choice.  A grid stops at its first value that reaches the target, and at a value
     already slower than the best so far (more effort only costs more).  The spec records the choice, its
     measured recall and latency, the sample and every trial, for the manifest.
+
+    ``previous`` is the spec of the index being replaced (rows added or removed by an import): when it was
+    measured under the same policy, that structure is built and measured first, and kept (``"kept": true``)
+    if it still reaches the target — a few changed items do not make another structure faster, and the full
+    comparison costs minutes at 100k vectors.
     """
     n, dim = vectors.shape
     policy = config.index_policy(n)
@@ -201,7 +208,18 @@ def choose_vector_index(vectors: np.ndarray, config: IndexConfig,
             best = (index, {**candidate.spec, **result})
         return result
 
-    for candidate in config.candidates_for(n, dim):
+    candidates = config.candidates_for(n, dim)
+    if previous is not None and previous.get("policy") == policy and previous.get("type") != "flat":
+        kept = Candidate({key: previous[key] for key in BUILD_KEYS if key in previous})
+        say(f"选择向量索引：复测上次选定的 {index_label(previous)}")
+        started = time.perf_counter()
+        index = build_vector_index(vectors, kept.spec, config.threads, holdout=rows)
+        trial(index, kept, dict(previous.get("params", {})), round(time.perf_counter() - started, 1))
+        if best is not None:
+            candidates = []
+            best[1]["kept"] = True
+        del index
+    for candidate in candidates:
         if candidate.spec["type"] == "flat":
             trial(exact, candidate, {}, 0.0)
             continue
@@ -214,7 +232,7 @@ def choose_vector_index(vectors: np.ndarray, config: IndexConfig,
             if result["recall_at_10"] >= config.recall_target or result["cpu_p50_ms"] > best[1]["cpu_p50_ms"]:
                 break
         del index
-    assert best is not None  # exact search is measured first and always reaches the target
+    assert best is not None  # exact search is always measured (or the kept index reached the target)
     index, spec = best
     spec.update(policy=policy, target=config.recall_target, trials=trials,
                 sample={"queries": len(queries), "as_is": -(-len(rows) // AS_IS_EVERY),
@@ -235,7 +253,8 @@ def describe_choice(spec: Mapping[str, Any]) -> str:
         bound = spec.get("exact_max")
         return f"{index_label(spec)}（精确检索：向量数不超过阈值 {bound:,}）" if bound else index_label(spec)
     sample = spec["sample"]
-    return (f"{index_label(spec)}（按实测选定：recall@10 {spec['recall_at_10']:.3f}，目标 ≥ {spec['target']:.2f}；"
+    how = "沿用上次的选择并复测" if spec.get("kept") else "按实测选定"
+    return (f"{index_label(spec)}（{how}：recall@10 {spec['recall_at_10']:.3f}，目标 ≥ {spec['target']:.2f}；"
             f"单条检索 p50 {spec['p50_ms']:.3f} ms、p95 {spec['p95_ms']:.3f} ms、CPU p50 {spec['cpu_p50_ms']:.3f} ms；"
             f"样本：{sample['queries']:,} 条留出查询（{sample['as_is']:,} 条目录向量原样，其余加噪）、"
             f"{sample['vectors']:,} 条向量，比较了 {len(spec['trials'])} 种配置）")
