@@ -249,7 +249,7 @@ def test_kg_sync_chooses_the_import_for_an_empty_local_database(
     assert "本次没有写入任何数据" in second.output
 
 
-def test_the_shared_server_is_not_one_kg_may_stop_unless_its_script_says_so(ontology: Ontology) -> None:
+def test_only_a_server_the_script_runs_here_may_be_stopped() -> None:
     assert local_server(neo4j_settings(NEO4J_URI="bolt://db.example:7687")) is None  # not this machine
     assert local_server(neo4j_settings(NEO4J_URI="bolt://127.0.0.1:1")) is None  # nothing of the script's there
 
