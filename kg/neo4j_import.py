@@ -189,9 +189,12 @@ def _header(columns: Iterable[tuple[str, str]]) -> list[str]:
 
 def write_import_files(source: Store, directory: Path, *, version: int = 1, progress: bool = False) -> ImportFiles:
     """Write ``source``'s whole graph as the importer's CSV files into ``directory`` (emptied first), the
-    bookkeeping node stamped ``version``; see the module docstring for the layout."""
+    bookkeeping node stamped ``version``; see the module docstring for the layout.  A directory that holds
+    anything but an earlier import (no ``import.args``) is refused, not emptied."""
     started = time.perf_counter()
     if directory.exists():
+        if any(directory.iterdir()) and not (directory / "import.args").exists():
+            raise StoreError(f"目录 {directory} 不是空的，也不是先前写出的导入目录：请换一个目录")
         shutil.rmtree(directory)
     directory.mkdir(parents=True)
     total = sum(source.node_counts().values()) + sum(source.edge_counts().values())

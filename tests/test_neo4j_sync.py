@@ -14,7 +14,7 @@ from kg.build import build_graph
 from kg.cli import main
 from kg.model import Edge, Node
 from kg.ontology import Ontology
-from kg.store import Store
+from kg.store import Store, StoreError
 from kg.store.embedded import EmbeddedStore
 from kg.cypher import HASH_PROPERTY, NODE_LABEL
 from kg.neo4j_import import ARRAY_DELIMITER, first_load, local_server, write_import_files
@@ -272,6 +272,11 @@ def test_csv_files_for_an_operator(built_store: Store, tmp_path: Path) -> None:
     assert any(name in multiline for name in course_files)  # the line break is named, not every file
     empty = next(text for text in rows if EMPTY.id in text)
     assert "teachingMethod" not in empty.splitlines()[0]  # the empty list waits for the patch
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("别删我", encoding="utf-8")
+    with pytest.raises(StoreError, match="不是空的，也不是先前写出的导入目录"):
+        write_import_files(built_store, tmp_path / "mine")
+    assert (tmp_path / "mine" / "notes.txt").exists()
     assert files.node_patches["Course"] == [
         {"id": EMPTY.id, "props": {"teachingMethod": [], HASH_PROPERTY: node_hash("Course", EMPTY.props)}}
     ]
