@@ -177,12 +177,14 @@ def _first_load_line(report) -> str:
 
 @main.command()
 @click.option("--import/--no-import", "use_import", default=None,
-              help="首次载入是否用 neo4j-admin（默认：目标数据库为空且服务器由 scripts/neo4j-dev 在本机运行时自动使用）")
+              help="首次载入是否用 neo4j-admin（默认：目标数据库为空、服务器由 scripts/neo4j-dev 在本机运行且图不小于 --import-min 时自动使用）")
+@click.option("--import-min", type=int, default=500_000, show_default=True,
+              help="自动选用 neo4j-admin 的最小规模（节点与关系条数）：更小的图经 Bolt 写入更快（重启与建索引是固定开销，见 bench/neo4j_sync.py）")
 @click.pass_context
-def sync(ctx: click.Context, use_import: bool | None) -> None:
+def sync(ctx: click.Context, use_import: bool | None, import_min: int) -> None:
     """把嵌入式存储中的图谱同步到 Neo4j（只写差异，分批提交；重复运行不会改动任何数据）。
 
-    目标数据库为空、且服务器可以停下（本机由 scripts/neo4j-dev 运行）时，首次载入改用 neo4j-admin 批量导入。"""
+    目标数据库为空、服务器可以停下（本机由 scripts/neo4j-dev 运行）且图足够大时，首次载入改用 neo4j-admin 批量导入。"""
     from kg.neo4j_import import first_load, local_server
     from kg.sync import sync_graph
 
@@ -194,7 +196,9 @@ def sync(ctx: click.Context, use_import: bool | None) -> None:
         with _open_named("neo4j", settings) as target:
             click.echo(f"源：嵌入式存储 {settings.db_path}；目标：Neo4j {settings.neo4j_uri}（数据库 {settings.neo4j_database}）")
             try:
-                server = local_server(settings) if use_import is not False and target.node_total() == 0 else None
+                size = sum(source.node_counts().values()) + sum(source.edge_counts().values())
+                wanted = use_import is True or (use_import is None and size >= import_min)
+                server = local_server(settings) if wanted and target.node_total() == 0 else None
                 if use_import and server is None:
                     _fail("无法用 neo4j-admin 首次载入：目标数据库不是空的，或服务器不是本机 scripts/neo4j-dev 运行的"
                           "（其他服务器见 python -m kg neo4j-import --csv-only）")
