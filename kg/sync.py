@@ -9,8 +9,8 @@ How the differences are found without reading the server's properties: every nod
 hash (:func:`kg.store.neo4j.node_hash`, relationships with properties :func:`~kg.store.neo4j.edge_hash`).  For each
 chunk of ``batch_size`` source nodes one query answers the stored label and hash of those ids; equal hashes are
 skipped, the rest sorted into creates (``UNWIND … CREATE``), updates (``UNWIND … MATCH … SET``, a label change
-included) and, after a pass over the server's ids checked against the source, deletes (``DETACH DELETE``).
-Relationships likewise, per chunk of source nodes: their stored ``(type, dst, hash)`` against the source's.  Rows
+included) and, in one pass over pages of the server's ids checked against the source, deletes (``DETACH DELETE``)
+and the relationships: each page's stored ``(type, dst, hash)`` against the source's edges of the same nodes.  Rows
 of one operation and one label or type are written together, ``batch_size`` per transaction, so a sync into an
 empty database is a plain ``UNWIND $rows CREATE`` loader plus one hash property; when the server held nothing to
 begin with even the lookups are skipped.  Memory stays at a few batches, whatever the graph's size.  Values are not
@@ -146,9 +146,10 @@ def _diff_edges(
 
 
 def _sync_edges(source: Store, target: Neo4jStore, writer: _Writer, lookup: bool, done: Callable[[int], None]) -> None:
-    """Every source node's outgoing edges made exactly the source's.  With nothing stored before, the source's
-    edges are streamed straight into creates; otherwise per page of the server's node ids (after the node phase
-    they are the source's), one read on each side."""
+    """Every source node's outgoing edges made exactly the source's.  With no edge stored before, the source's
+    edges are streamed straight into creates; otherwise one pass over pages of the server's node ids does both
+    the stale nodes (ids the source lacks: deleted with their edges) and, for the others, the edge diff (one
+    read on each side per page)."""
     if not lookup:
         for chunk in _chunks(source.edges(), target.batch_size):
             for edge in chunk:
@@ -156,8 +157,13 @@ def _sync_edges(source: Store, target: Neo4jStore, writer: _Writer, lookup: bool
             done(len(chunk))
     else:
         for page in _chunks(target.node_ids(), target.batch_size):
-            edges = [e for group in source.edges_from(page).values() for e in group]
-            _diff_edges(edges, target.edge_hashes(page), writer, target.rel_types)
+            known = source.labels_of(page)
+            alive = [node_id for node_id in page if node_id in known]
+            for node_id in page:
+                if node_id not in known:
+                    writer.add("delete_nodes", None, node_id)
+            edges = [e for group in source.edges_from(alive).values() for e in group]
+            _diff_edges(edges, target.edge_hashes(alive), writer, target.rel_types)
             done(len(edges))
     writer.flush_all()
 
@@ -172,7 +178,8 @@ def sync_graph(
 ) -> SyncReport:
     """Make ``target`` hold exactly ``source``'s graph; see the module docstring for how and why.
 
-    ``on_phase(name, seconds)`` is told as each phase (nodes, stale, edges) ends, for long runs;
+    ``on_phase(name, seconds)`` is told as each phase (nodes, stale, edges) ends, for long runs (stale nodes are
+    found in the edge phase when the server held edges);
     ``on_progress(done, total)`` after each chunk of source nodes and edges compared (``total`` is the source's
     node and edge count)."""
     phase_done = on_phase or (lambda _name, _seconds: None)
@@ -196,7 +203,7 @@ def sync_graph(
         _sync_nodes(source, target, writer, had_nodes, rows)
         report.phases["nodes"], clock = time.perf_counter() - clock, time.perf_counter()
         phase_done("nodes", report.phases["nodes"])
-        if had_nodes:
+        if had_nodes and not had_edges:  # else the edge pass finds them (one pass over the server's ids, not two)
             _delete_stale(source, target, writer)
         report.phases["stale"], clock = time.perf_counter() - clock, time.perf_counter()
         phase_done("stale", report.phases["stale"])
