@@ -33,7 +33,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from kg.model import Edge, Node
+from kg.model import Edge
 from kg.store.base import Store, StoreError
 from kg.store.neo4j import Neo4jStore, edge_hash, edge_row, node_hash, node_row
 
