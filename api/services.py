@@ -389,11 +389,12 @@ def cadre_view(cadre_id: str, day: dt.date | None) -> CadreView:
 
 def _audit_reader(cadre_id: str) -> None:
     """Someone other than the cadre (an administrator) reads their personal data: once per request and cadre,
-    naming what was read (the route or page)."""
+    naming what was read: the path asked, which an administrator reads (an endpoint name like cadre.overview is
+    the code's word, not theirs)."""
     from api.auth import audit, current_user
 
     if current_user().cadre_id != cadre_id:
-        audit("查阅干部数据", cadre_id, 内容=request.endpoint)
+        audit("查阅干部数据", cadre_id, 内容=request.full_path.rstrip("?"))
 
 
 def init_app(app: Flask) -> None:

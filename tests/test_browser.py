@@ -21,7 +21,7 @@ from tests.test_api_support import (  # noqa: F401  (fixtures)
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
+        "--disable-sync", "--no-first-run", "--lang=zh-CN"]  # the browser's own controls (file inputs) in Chinese too
 
 
 @pytest.fixture(scope="module")

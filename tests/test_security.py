@@ -397,6 +397,7 @@ def test_admins_reads_of_a_cadre_are_audited(client: FlaskClient, app: Flask, ro
     assert response.status_code == 200
     entries = audit_actions(app, "查阅干部数据")
     assert [(e.username, e.target) for e in entries] == [("admin", "cadre:t-002")]
+    assert entries[0].detail["内容"] == f"/api/cadres/cadre:t-002{route}"  # the path read, as an admin reads it
     own = client.get(f"/api/cadres/cadre:t-001{route}", headers=bearer(app, "cadre1"))
     assert own.status_code == 200 and len(audit_actions(app, "查阅干部数据")) == 1  # one's own reads are not
 
