@@ -106,6 +106,18 @@ def test_designer_reads_a_scaled_heat_map_and_builds_a_programme_with_the_groupe
     page.click("#programme-form button[type=submit]")
     errors = page.inner_text("#form-errors")
     assert "总学时" in errors and "total_hours" not in errors
+    # from the under-served list to the topic's own page, and on to a course that serves it
+    page.click("nav.menu >> text=主题覆盖")
+    link = page.locator("#underserved tbody tr:first-child a").first
+    name = link.inner_text().strip()
+    link.click()
+    page.wait_for_load_state()
+    assert "/designer/topics?topic=" in page.url and name in page.inner_text("main")  # the topic's resources
+    course = page.locator("main a[href*='/catalogue/courses/']").first
+    title = course.inner_text().strip()
+    course.click()
+    page.wait_for_load_state()
+    assert "/catalogue/courses/" in page.url and title in page.inner_text("h1") and "怎样学习" in page.inner_text("main")
     assert page.js_errors == []
     missing = _shoot(page_for, "designer", ["/designer/", "/designer/indicators", "/designer/programme",
                                             "/designer/topics?topic=topic:rural-revitalization"], base_url)
@@ -127,6 +139,13 @@ def test_evaluator_sees_balanced_default_lists_with_the_case_share_against_its_m
     pending = page.locator("#scores .badge.warn").all_inner_texts()
     assert all(p.startswith("待通过：") for p in pending)
     _chart_drawn(page, "#gauge-1")
+    # from the list to a nominated item's own page
+    nominated = page.locator("#nomination-result a[href*='/catalogue/']").first
+    title = nominated.inner_text().strip()
+    nominated.click()
+    page.wait_for_load_state()
+    assert "/catalogue/" in page.url and title in page.inner_text("h1")
+    page.go_back()
     assert page.js_errors == []
     assert _shoot(page_for, "evaluator", ["/evaluator/", "/evaluator/check"], base_url) == []
 
