@@ -18,7 +18,6 @@ import hashlib
 import io
 import json
 import re
-import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,7 +90,7 @@ def read_file(
             profiles.get(profile)
         sheets = _csv_sheets(path, profiles, out) if suffix == ".csv" else _xlsx_sheets(path)
     except (UndecodableFile, ProfileError, _Unreadable) as exc:
-        out.rows.append(SourceRow(str(path), 0, None, str(exc)))
+        out.rows.append(SourceRow(str(path), getattr(exc, "line", 0), None, str(exc)))
         return out
     if not any(any(_text(v) for v in row) for _name, rows in sheets for row in rows):
         out.rows.append(SourceRow(str(path), 0, None, "文件中没有任何内容（空表）"))
@@ -106,7 +105,11 @@ def read_file(
 
 
 class _Unreadable(ValueError):
-    """The file is not the spreadsheet its name says."""
+    """The file is not the spreadsheet its name says; ``line`` is where reading stopped (0: the file as a whole)."""
+
+    def __init__(self, message: str, line: int = 0) -> None:
+        super().__init__(message)
+        self.line = line
 
 
 def _text(value: Any) -> str:
@@ -114,9 +117,16 @@ def _text(value: Any) -> str:
 
 
 def _csv_sheets(path: Path, profiles: ImportProfiles, out: ReadFile) -> list[tuple[str, list[list[Any]]]]:
+    """The one sheet of a CSV file; a row the csv module refuses (a cell over its field size limit) makes the
+    file unreadable at that line, rather than an uncaught csv.Error."""
     decoded = decode_text(path.read_bytes(), profiles.encodings)
     out.notes.append(f"{path.name}：按 {decoded.encoding_name} 读取")
-    return [(path.stem, [[from_csv_cell(v) for v in r] for r in csv.reader(io.StringIO(decoded.text, newline=""))])]
+    reader = csv.reader(io.StringIO(decoded.text, newline=""))
+    try:
+        return [(path.stem, [[from_csv_cell(v) for v in r] for r in reader])]
+    except csv.Error as exc:
+        raise _Unreadable(f"第 {reader.line_num} 行无法按 CSV 读取（{exc}）；单元格不应超过 "
+                          f"{csv.field_size_limit():,} 个字符", reader.line_num) from None
 
 
 def _xlsx_sheets(path: Path) -> list[tuple[str, list[list[Any]]]]:
@@ -126,7 +136,8 @@ def _xlsx_sheets(path: Path) -> list[tuple[str, list[list[Any]]]]:
 
     try:
         book = load_workbook(path, data_only=True)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 — openpyxl raises whatever its parsers meet in a broken file
+        # (BadZipFile, KeyError, ParseError of malformed XML, TypeError …): every one means "not a workbook"
         size = path.stat().st_size
         what = "文件为空（0 字节）" if size == 0 else f"无法打开（{type(exc).__name__}）"
         raise _Unreadable(f"不是有效的 XLSX 工作簿：{what}；请在 Excel 中另存为 .xlsx 后重试") from None

@@ -53,8 +53,13 @@ class XapiRead:
 
 
 def _statements(path: Path) -> list[Any]:
+    """The statements of a file; nesting deeper than the JSON parser's recursion limit is a ValueError (a
+    problem of the file), not an uncaught RecursionError."""
     text = decode_text(path.read_bytes(), ("utf_8",)).text
-    data = json.loads(text) if text.strip() else []
+    try:
+        data = json.loads(text) if text.strip() else []
+    except RecursionError:
+        raise ValueError("JSON 嵌套层数过深，无法读取；xAPI 陈述不会有这样深的嵌套") from None
     if isinstance(data, dict):
         data = data.get("statements", [data]) if "statements" in data or "verb" in data else [data]
     if not isinstance(data, list):
@@ -87,6 +92,9 @@ def read_statements(path: Path, ontology: Ontology) -> XapiRead:
         return out
     skipped: Counter[str] = Counter()
     for ordinal, raw in enumerate(statements, start=1):
+        if not isinstance(raw, dict):
+            out.rows.append((ordinal, None, f"应为一个 JSON 对象（xAPI 陈述），实际为 {type(raw).__name__}"))
+            continue
         try:
             statement = BaseXapiStatement.model_validate(raw)
         except ValidationError as exc:

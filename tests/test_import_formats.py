@@ -190,6 +190,37 @@ def test_empty_or_broken_xlsx_is_one_clear_problem(tmp_path, ontology, content):
     assert "不是有效的 XLSX" in issue.message and issue.line == 0
 
 
+def malformed_xml_xlsx() -> bytes:
+    """A real workbook whose sheet XML is cut off: the zip opens, the XML inside does not parse."""
+    import zipfile
+
+    book, buffer = Workbook(), io.BytesIO()
+    book.active.append(["编号", "名称"])
+    book.save(buffer)
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as src, zipfile.ZipFile(out, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            dst.writestr(item, data[: len(data) // 2] if item.filename == "xl/worksheets/sheet1.xml" else data)
+    return out.getvalue()
+
+
+#: Files whose parsers raised (issue finding: 500 and a traceback): name, bytes, the line the problem is on.
+CRASHING = {
+    "not-objects.json": (b"[1]", 1),
+    "deep.json": (b"[" * 100_000 + b"]" * 100_000, 0),
+    "huge-cell.csv": ("编号,名称\ncourse:x,".encode("utf-8") + b"x" * 200_000 + b"\n", 2),
+    "malformed.xlsx": (malformed_xml_xlsx(), 0),
+}
+
+
+@pytest.mark.parametrize("name", CRASHING)
+def test_files_whose_parser_raises_are_one_located_problem(tmp_path, ontology, name):
+    content, line = CRASHING[name]
+    [issue] = problems(tmp_path, ontology, name, content, default_type="Course")
+    assert issue.line == line and issue.file.endswith(name) and issue.message
+
+
 def test_header_only_file_is_refused(tmp_path, ontology):
     [issue] = problems(tmp_path, ontology, "only.csv", csv_bytes(label_rows([]), "utf-8"), default_type="Course")
     assert issue.line == 1 and "只有表头" in issue.message
@@ -261,6 +292,7 @@ def test_api_imports_gbk_and_answers_broken_files_with_located_422(admin, app):
         "only.csv": (csv_bytes(label_rows([]), "utf-8"), {"type": "Course"}),
         "bytes.csv": (b"\xff\xfe\xfa\xfb\n", {}),
         "standard.csv": (csv_bytes(standard_rows(), "utf-8"), {"profile": "provincial-platform"}),
+        **{name: (content, {"type": "Course"}) for name, (content, _line) in CRASHING.items()},
     }
     for name, (content, form) in cases.items():
         response = _upload(admin, name, content, **form)
