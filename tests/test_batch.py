@@ -65,6 +65,26 @@ def test_a_failed_run_leaves_the_previous_results(world, tmp_path):
     assert list((path.parent / "batch-parquet").iterdir()) == [batch_parquet(path)]
 
 
+def test_a_run_finishing_beside_another_leaves_the_other_runs_output(world, tmp_path):
+    """A CLI run that finishes while an API job is still writing must not remove the job's Parquet directory."""
+    snap, store = world
+    path = tmp_path / "batch.sqlite"
+    root = tmp_path / "batch-parquet"
+    seen = {}
+
+    def beside(done, total):
+        if done == 1:  # the outer run has stored one block of two: another run starts and finishes now
+            inner = run_batch(Recommender(snap, store, today=TODAY), path=path, progress=False)
+            seen["inner"], seen["left"] = inner.parquet, sorted(root.iterdir())
+
+    outer = run_batch(Recommender(snap, store, today=TODAY), path=path, progress=False, block_size=1,
+                      on_progress=beside)
+    assert outer.parquet in seen["left"] and seen["inner"] in seen["left"]
+    # the outer run replaced the inner one's view, so only the inner run's directory was superseded and removed
+    assert list(root.iterdir()) == [outer.parquet] == [batch_parquet(path)]
+    assert len(load_suggestions("cadre:1", path)) > 0
+
+
 def test_bad_parameters(world, tmp_path):
     snap, store = world
     with pytest.raises(InvalidRequest, match="k"):

@@ -12,7 +12,8 @@ suggestions with their reasons and the gaps with their weights, a ``demand`` vie
 that curriculum designers read against the supply of courses, each cadre's fingerprint for the next incremental
 run, and ``meta`` (date, k, run key, where the Parquet files are).  It is filled from the blocks' Parquet parts as
 they finish, written beside the old file and renamed into place, so readers see either the previous complete run or
-the new one; the previous run's Parquet directory is removed only then.
+the new one; the previous run's Parquet directory is marked superseded and removed only then (a run still in
+progress beside it is never touched).
 """
 
 from __future__ import annotations
@@ -61,6 +62,9 @@ CREATE VIEW demand AS
 BLOCK_SIZE = 500
 #: ``inline``: this process; ``dask``: a Dask cluster; ``auto``: Dask when an address or more than one worker is given.
 ENGINES = ("auto", "inline", "dask")
+#: Written into a run's Parquet directory once the SQLite view names a newer run: only marked directories are
+#: removed, so a run still in progress beside this one (a CLI run beside an API job) keeps its output.
+SUPERSEDED = ".superseded"
 #: The Dask scheduler's address (``tcp://host:8786``): when set, the batch runs on that cluster.
 ADDRESS_ENV = "GANXUN_BATCH_ADDRESS"
 
@@ -190,8 +194,7 @@ def run_batch(
     plan = BatchPlan(k, day, key, str(out), str(before) if before is not None else None)
     choices = recommender.choices
     tasks = _tasks(ids, block_size, previous, choices.of if choices is not None else None)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.unlink(missing_ok=True)
+    tmp = path.with_name(f".{path.name}.{out.name}.tmp")  # per run: two runs in one process (API jobs) never share it
     n_suggestions = n_done = n_computed = 0
     conn = sqlite3.connect(tmp)
     try:
@@ -217,9 +220,12 @@ def run_batch(
         shutil.rmtree(out, ignore_errors=True)
         raise
     conn.close()
+    replaced = _stored_parquet(path)
     tmp.replace(path)
-    for old in _parquet_root(path).iterdir():  # the previous run (and any a killed run left) is no longer read
-        if old != out:
+    if replaced is not None and replaced != out:
+        (replaced / SUPERSEDED).touch()
+    for old in _parquet_root(path).iterdir():  # only superseded runs: one still running beside this one is unmarked
+        if old != out and (old / SUPERSEDED).exists():
             shutil.rmtree(old, ignore_errors=True)
     return BatchSummary(path, day, k, len(ids), n_suggestions, seconds, n_computed, n_done - n_computed, out, engine,
                         workers if engine == "dask" and address is None else 1)
@@ -248,6 +254,15 @@ def batch_parquet(path: Path | None = None) -> Path:
     if row is None:
         raise FileNotFoundError(f"批量推荐结果 {path} 没有 Parquet 目录；请重新运行 python -m recommender batch")
     return (path or batch_path()).parent / json.loads(row[0])
+
+
+def _stored_parquet(path: Path) -> Path | None:
+    """The Parquet directory the file at ``path`` names now (None when there is none): the run a new one replaces."""
+    try:
+        directory = batch_parquet(path)
+    except (FileNotFoundError, sqlite3.Error):
+        return None
+    return directory if directory.is_dir() else None
 
 
 def _read(path: Path) -> sqlite3.Connection:
