@@ -49,6 +49,8 @@ def _defaults(settings: Settings) -> dict[str, Any]:
         # wrong passwords allowed per account and per address before a 429 (api.security)
         "LOGIN_LIMIT_ACCOUNT": env.get("GANXUN_LOGIN_LIMIT_ACCOUNT", "10 per minute"),
         "LOGIN_LIMIT_ADDRESS": env.get("GANXUN_LOGIN_LIMIT_ADDRESS", "10 per minute"),
+        # reverse proxies in front whose X-Forwarded-For is trusted for the client's address (0: none; api.security)
+        "PROXY_HOPS": int(env.get("GANXUN_PROXY_HOPS", "0")),
         "PASSWORD_METHOD": "scrypt",  # werkzeug's default; tests use a cheaper one
         "AS_OF": env.get("GANXUN_AS_OF"),  # None: today
         "INDEX_DIR": env.get("GANXUN_INDEX_DIR", str(settings.home / "index")),

@@ -154,6 +154,76 @@ def test_successful_logins_are_not_counted(client: FlaskClient) -> None:
     assert {client.post("/api/auth/token", json=right).status_code for _ in range(12)} == {201}
 
 
+def test_parallel_guesses_check_at_most_the_limit(app: Flask) -> None:
+    """16 wrong passwords at once (as gunicorn's 4 workers × 4 threads would run them): the attempt is counted
+    before the password is checked, so only 10 passwords are hashed and the other 6 are refused with a 429."""
+    import threading
+
+    store = app.extensions["ganxun.accounts"]
+    checked: list[str] = []
+    lock = threading.Lock()
+    start = threading.Barrier(16)
+    real = store.authenticate
+
+    def counting(username: str, password: str):  # noqa: ANN202
+        with lock:
+            checked.append(username)
+        return real(username, password)
+
+    store.authenticate = counting
+    statuses: list[int] = []
+
+    def guess() -> None:
+        client = app.test_client()
+        start.wait()
+        status = client.post("/api/auth/token", json={"username": "admin", "password": "wrong-password"}).status_code
+        with lock:
+            statuses.append(status)
+
+    try:
+        threads = [threading.Thread(target=guess) for _ in range(16)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+    finally:
+        del store.authenticate
+    assert len(checked) == 10
+    assert sorted(statuses) == [401] * 10 + [429] * 6
+
+
+def _proxied_app(template_home: Path, index_dir: Path, tmp_path: Path, hops: int) -> Flask:
+    import shutil
+
+    from api import create_app
+    from tests.test_api_support import app_config, with_csrf_client
+
+    home = tmp_path / f"home-{hops}"
+    shutil.copytree(template_home, home)
+    return with_csrf_client(create_app(app_config(home, index_dir, PROXY_HOPS=hops)))
+
+
+@pytest.mark.parametrize("hops", [0, 1])
+def test_forwarded_address_counts_only_behind_a_trusted_proxy(template_home: Path, index_dir: Path, tmp_path: Path,
+                                                               hops: int) -> None:
+    """Ten failures forwarded for one client: with one trusted hop another forwarded client may still log in;
+    with none the header is ignored and every request is the proxy's (the same address), so it is refused."""
+    proxied = _proxied_app(template_home, index_dir, tmp_path, hops)
+    try:
+        client = proxied.test_client()
+        for k in range(10):
+            assert client.post("/api/auth/token", json={"username": f"guess{k}", "password": "x"},
+                               headers={"X-Forwarded-For": "203.0.113.7"}).status_code == 401
+        other = client.post("/api/auth/token", json={"username": "admin", "password": PASSWORD},
+                            headers={"X-Forwarded-For": "198.51.100.2"})
+        assert other.status_code == (201 if hops else 429)
+        again = client.post("/api/auth/token", json={"username": "guess-new", "password": "x"},
+                            headers={"X-Forwarded-For": "203.0.113.7"})
+        assert again.status_code == 429
+    finally:
+        proxied.extensions["ganxun.graph"].close()
+
+
 def _hit_from_another_process(path: str, count: int) -> None:
     from limits import parse
     from limits.strategies import MovingWindowRateLimiter
