@@ -47,7 +47,7 @@ from flask import Flask, current_app
 
 from kg.sqlite import immediate, private_file
 
-__all__ = ["DEAD_WORKER", "Job", "JobBusy", "Jobs", "Progress", "STATES", "Work", "init_app", "jobs"]
+__all__ = ["DEAD_WORKER", "Job", "JobBusy", "Jobs", "Progress", "STATES", "Work", "beijing_time", "init_app", "jobs"]
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ def _utc_now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def _local(stamp: str | None) -> str | None:
+def beijing_time(stamp: str | None) -> str | None:
     """An ISO UTC stamp as 北京时间 for people: ``2026-01-05 14:03:12``."""
     if stamp is None:
         return None
@@ -158,9 +158,9 @@ class Job:
             "started_by": self.started_by,
             "worker": self.worker,
             "started": self.started,
-            "started_local": _local(self.started),
+            "started_local": beijing_time(self.started),
             "finished": self.finished,
-            "finished_local": _local(self.finished),
+            "finished_local": beijing_time(self.finished),
         }
 
 

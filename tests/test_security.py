@@ -472,6 +472,17 @@ def test_admins_reads_of_a_cadre_are_audited(client: FlaskClient, app: Flask, ro
     assert own.status_code == 200 and len(audit_actions(app, "查阅干部数据")) == 1  # one's own reads are not
 
 
+def test_an_admins_cadre_search_is_audited(client: FlaskClient, auth: AuthActions, app: Flask) -> None:
+    """The search page lists cadres' names and organisations: who searched, for what, and which cadres it showed."""
+    auth.login("admin")
+    assert client.get("/admin/cadres").status_code == 200 and audit_actions(app, "查找干部") == []  # the empty form
+    assert "样例干部乙" in client.get("/admin/cadres?q=样例干部").get_data(as_text=True)
+    entries = audit_actions(app, "查找干部")
+    assert [e.username for e in entries] == ["admin"]
+    assert entries[0].detail["查询"] == "样例干部" and set(entries[0].detail["干部"]) == {"cadre:t-001", "cadre:t-002"}
+    assert "查询：样例干部" in client.get("/admin/audit").get_data(as_text=True)
+
+
 def test_an_import_that_dies_is_audited(client: FlaskClient, app: Flask, monkeypatch) -> None:
     import api.transfer
 

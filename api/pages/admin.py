@@ -11,7 +11,7 @@ from api.accounts import PASSWORD_MIN_LENGTH, ROLES, AccountError, accounts
 from api.admin import JOB_KINDS
 from api.auth import audit, current_user
 from api.graph import graph
-from api.jobs import _local
+from api.jobs import beijing_time
 from api.jobs import jobs as job_registry
 from api.pages import page
 from api.review import import_tagger
@@ -110,7 +110,7 @@ DETAIL_LABELS = {"username": "用户名", "role": "角色", "cadre_id": "干部�
 @bp.app_template_filter("local_time")
 def local_time(stamp: str | None) -> str:
     """A stored UTC stamp as 北京时间 (Asia/Shanghai), the way the jobs table shows it."""
-    return _local(stamp) or ""
+    return beijing_time(stamp) or ""
 
 
 @bp.app_template_filter("audit_detail")
@@ -134,7 +134,8 @@ def cadres() -> Any:
     """Find a cadre by the id or by the start of the name (a surname, a whole name): the matches, each linked to
     the cadre's page.  Cadres are personal data, kept out of the catalogue's text index, and a province has a
     million of them, so the store answers from its name index (:meth:`kg.store.base.Store.find_by_name`),
-    reading at most :data:`CADRE_MATCHES` + 1 of them."""
+    reading at most :data:`CADRE_MATCHES` + 1 of them.  Each search is audited (查找干部: the query and the cadres
+    listed), like an administrator's read of a cadre's page."""
     query = (request.args.get("q") or "").strip()
     found: list[Any] = []
     if query:
@@ -145,6 +146,8 @@ def cadres() -> Any:
     more = len(found) > CADRE_MATCHES
     matches = [{"id": node.id, "name": node.props.get("name", node.id), "organisation": node.props.get("organisation", ""),
                 "region": node.props.get("region", "")} for node in found[:CADRE_MATCHES]]
+    if query:  # names and organisations of cadres are personal data: an administrator's read of them is audited
+        audit("查找干部", None, 查询=query, 干部=[match["id"] for match in matches])
     return render_template("admin/cadres.html", query=query, matches=matches, more=more, limit=CADRE_MATCHES)
 
 
