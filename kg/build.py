@@ -6,7 +6,7 @@ build or import either lands whole or leaves the store as it was.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -164,12 +164,22 @@ def stored_names(store: Store) -> NamesOf:
     return lambda class_name: {str(n.props["name"]): n.id for n in store.nodes(class_name) if n.props.get("name")}
 
 
-def _tag_rows(rows: list[SourceRow], ontology: Ontology, tagger: RowTagger) -> dict[tuple[str, str], TagEvidence]:
+def _tag_rows(rows: list[SourceRow], ontology: Ontology, tagger: RowTagger,
+              stored: Callable[[list[str]], Mapping[str, str]]) -> dict[tuple[str, str], TagEvidence]:
     """Ask ``tagger`` about every searchable row; write its tags into the rows (so that validation sees an
-    untagged item's suggested topics) and answer the provenance of each (item, topic) it wrote."""
+    untagged item's suggested topics) and answer the provenance of each (item, topic) it wrote.
+
+    A row without topics for an item already ``stored`` is not asked about: the write replaces a node's outgoing
+    edges whole, so a suggested tag would silently swap out the item's confirmed topics and its other links (a
+    platform export without a topic column).  Such a row is refused for its missing topics instead, as an
+    untagged row always was, which loses nothing."""
     fields = {spec.name: next((f.name for f in spec.fields.values() if f.target_class == "Topic"), None)
               for spec in ontology.data_classes if spec.searchable}
-    wanted = [k for k, r in enumerate(rows) if r.data and fields.get(str(r.data.get("type"))) and r.data.get("id")]
+    searchable = [(k, r.data, topics) for k, r in enumerate(rows)
+                  if r.data and (topics := fields.get(str(r.data.get("type")))) and r.data.get("id")]
+    untagged = [str(data["id"]) for _, data, topics in searchable if not data.get(topics)]
+    known = stored(untagged) if untagged else {}
+    wanted = [k for k, data, topics in searchable if data.get(topics) or str(data["id"]) not in known]
     provenance: dict[tuple[str, str], TagEvidence] = {}
     for k, tags in zip(wanted, tagger([rows[k] for k in wanted])):
         if not tags:
@@ -195,7 +205,7 @@ def import_files(
     bulk ``labels_of`` for the whole import.  ``profile`` names the column mapping of CSV/XLSX files (else it is
     found from each header); ``tagger`` suggests topics for untagged items, written with their provenance."""
     rows, notes = read_files(files, ontology, default_type, progress, profile=profile, names_of=stored_names(store))
-    provenance = _tag_rows(rows, ontology, tagger) if tagger else {}
+    provenance = _tag_rows(rows, ontology, tagger, store.labels_of) if tagger else {}
     result = validate_read_rows(rows, ontology, existing_labels=store.labels_of)
     if not result.ok:
         raise BuildFailed(result.issues, notes)

@@ -303,6 +303,27 @@ def test_api_imports_gbk_and_answers_broken_files_with_located_422(admin, app):
     assert unknown.status_code == 422 and "profile" in unknown.json["字段"]
 
 
+def test_reimport_without_a_topic_column_keeps_the_confirmed_topics(admin, app):
+    """The tagger suggests topics only for new items: a stored course re-imported from a sheet without the topic
+    column is refused for its missing topics, so its confirmed tags and links stay as they were."""
+    with app.app_context():
+        from api.graph import graph
+        from api.review import tagger
+
+        tagger()
+    assert _upload(admin, "课程.csv", csv_bytes(label_rows(COURSES[:1]), "utf-8"), type="Course").status_code == 201
+    with app.app_context():
+        before = graph_of(graph().store, ["course:fmt-1"])
+    assert {e[2] for e in before[1] if e[1] == "COVERS"} == {"topic:grassroots-governance"}
+    rows = [[v for k, v in zip(LABELS, row) if k != "covers"] for row in label_rows(COURSES[:1])]
+    response = _upload(admin, "无主题列.csv", csv_bytes(rows, "utf-8"), type="Course")
+    assert response.status_code == 422 and {i["field"] for i in response.json["问题"]} == {"covers"}, response.json
+    with app.app_context():
+        assert graph_of(graph().store, ["course:fmt-1"]) == before
+    new = [[v.replace("fmt-1", "fmt-new") for v in row] for row in rows]
+    assert _upload(admin, "新课程.csv", csv_bytes(new, "utf-8"), type="Course").status_code == 201  # a new item is tagged
+
+
 def test_admin_import_page_offers_the_profiles_and_xapi(client, app):
     from tests.test_api_support import AuthActions
 
