@@ -142,17 +142,16 @@ def review_queue(k: int = 5) -> list[ReviewItem]:
 
     t = tagger()
     nodes = store.get_nodes(pending)
-    docs = []
-    for node in nodes:
-        row = {"type": node.label, "id": node.id, **node.props}
-        docs.append(document_from_row(row, gr.ontology))
-    explained = t.explain([d for d in docs if d is not None], k)
+    docs = {node.id: doc for node in nodes
+            if (doc := document_from_row({"type": node.label, "id": node.id, **node.props}, gr.ontology)) is not None}
+    # keyed by id, not zipped by position: an item with no document (nothing to explain) must not shift the others
+    explained = dict(zip(docs, t.explain(list(docs.values()), k)))
     items = []
-    for node, doc, evidence in zip(nodes, docs, explained):
+    for node in nodes:
         spec = gr.ontology.classes[node.label]
         items.append(ReviewItem(node.id, node.label, spec.label, str(node.props.get("name", "")),
                                 str(node.props.get("description", "")),
-                                [_tag_dict(e, names) for e in pending[node.id]], evidence))
+                                [_tag_dict(e, names) for e in pending[node.id]], explained.get(node.id, [])))
     return sorted(items, key=lambda i: (i.confidence, i.id))
 
 

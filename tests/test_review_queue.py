@@ -121,6 +121,27 @@ def test_an_imported_tag_without_support_is_kept_but_marked_doubtful(client, app
     assert item["tags"][0]["confidence"] < 0.05
 
 
+def test_an_item_with_no_document_does_not_shift_the_others_evidence(client, app):
+    """A pending tag on a node that yields no search document (a cadre here, ahead of the courses) is queued with
+    no suggestions, and every course keeps its own evidence."""
+    admin, designer = as_user(client, app, "admin"), as_user(client, app, "designer")
+    assert upload(admin, untagged(FIXTURE_ROWS, "inst:t-county-school")).status_code == 201
+    alone = {i["id"]: i["suggestions"] for i in designer("GET", "/api/review").json["items"]}
+    with app.app_context():
+        from api.graph import graph
+        from kg.model import Edge
+
+        gr = graph()
+        cadre = next(iter(gr.store.nodes("Cadre"))).id
+        assert cadre < FIXTURE_ROWS[0][0]  # it comes first in the batch the tagger explains
+        gr.store.write([], [Edge(cadre, gr.ontology.relationship_types["covers"], "topic:digital-government",
+                                 {"tag": "suggested", "confidence": 0.01})])
+    items = {i["id"]: i for i in designer("GET", "/api/review").json["items"]}
+    assert items[cadre]["suggestions"] == []
+    assert {i: items[i]["suggestions"] for i in alone} == alone
+    assert items["course:rv-1"]["suggestions"][0]["topic"] == "topic:digital-government"
+
+
 def test_a_recommendation_says_when_its_topic_is_only_suggested(client, app):
     """The hook in recommender code: a course whose topic an import only suggested says so in its details, and
     says nothing once a designer has confirmed it."""
