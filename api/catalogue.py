@@ -334,7 +334,7 @@ def _course_how(catalogue: Any, course: Any, offerings: list[dict[str, Any]], si
     if platform is not None:
         credit = ("该平台经组织人事部门认可，学习时长按平台的学时认定规则计入网络自学学时" if platform.recognised
                   else "该平台未经组织人事部门认可，学习时长可能不能认定为学时")
-        how.append(f"在网络培训平台「{platform.name}」上学习（{course.delivery_mode or '网络'}），{credit}。")
+        how.append(f"在网络培训平台「{platform.name}」上学习（{course.delivery_mode or vocab.online_delivery}），{credit}。")
     inst = catalogue.institution_name(course.institution)
     where = _where(catalogue, course.institution)
     open_ = [o for o in offerings if o["open"]]
@@ -343,8 +343,8 @@ def _course_how(catalogue: Any, course: Any, offerings: list[dict[str, Any]], si
         how.append(f"随班次学习：「{first['name']}」{first['start_date']} 开班（{first['institution_name'] or inst}）"
                    + (f"，另有 {len(open_) - 1} 个班次可选" if len(open_) > 1 else "") + "，见下方班次。")
     elif course.delivery_mode != vocab.online_delivery:
-        how.append(f"由开设机构{where}以{course.delivery_mode or '面授'}方式开设；目前没有包含这门课程、尚未开班的班次，"
-                   "可向该机构了解下一期安排。")
+        mode = f"以{course.delivery_mode}方式开设" if course.delivery_mode else "开设（未注明授课方式）"  # no guess
+        how.append(f"由开设机构{where}{mode}；目前没有包含这门课程、尚未开班的班次，可向该机构了解下一期安排。")
     for site in (catalogue.sites[s] for s in sites if s in catalogue.sites):
         how.append(f"教学地点：{site.name}（{site.region or '地区未注明'}）。")
     if open_ or course.delivery_mode != vocab.online_delivery:

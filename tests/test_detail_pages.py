@@ -141,3 +141,21 @@ def test_topic_resources_link_items_to_their_pages(shared_app) -> None:
     _login(client, "designer")
     html = client.get("/designer/topics", query_string={"topic": "topic:theory"}).get_data(as_text=True)
     assert 'href="/catalogue/courses/course:t-theory"' in html
+
+
+def test_how_a_course_is_taken_reads_its_mode_from_the_vocabulary_and_never_guesses(shared_app) -> None:
+    """A course with no 授课方式 is not said to be taught face to face; a platform course with none is said to be online
+    in the vocabulary's own word (read from the ontology), not a word written in the view."""
+    import dataclasses
+
+    from api.catalogue import _course_how
+    from api.services import snapshot
+
+    with shared_app.app_context():
+        catalogue = snapshot()
+        taught = dataclasses.replace(catalogue.courses["course:t-village-case"], delivery_mode=None, platform=None)
+        [told] = [line for line in _course_how(catalogue, taught, [], []) if line.startswith("由开设机构")]
+        assert "未注明授课方式" in told and "面授" not in told
+        online = dataclasses.replace(catalogue.courses["course:t-online"], delivery_mode=None)
+        [told] = [line for line in _course_how(catalogue, online, [], []) if line.startswith("在网络培训平台")]
+        assert f"（{catalogue.vocab.online_delivery}）" in told
