@@ -15,7 +15,6 @@ import hashlib
 import json
 import secrets
 import sqlite3
-import threading
 from functools import cache
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,7 +25,7 @@ from typing import Any
 from flask import Flask, current_app
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from kg.sqlite import immediate, private_file
+from kg.sqlite import ThreadConnections, immediate
 
 __all__ = [
     "ROLES",
@@ -168,20 +167,12 @@ class Accounts:
         self.token_days = token_days
         self.session_hours = session_hours
         self.password_method = password_method
-        self._local = threading.local()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        private_file(self.path)
+        self._connections = ThreadConnections(self.path, "foreign_keys=ON")
         self._conn().executescript(_SCHEMA)
         self._dummy_hash = generate_password_hash(secrets.token_hex(8), password_method)
 
     def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            self._local.conn = conn
-        return conn
+        return self._connections.get()
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
-import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from kg.sqlite import immediate, private_file
+from kg.sqlite import ThreadConnections, immediate
 
 __all__ = ["FILE_NAME", "LOCAL_ZONE", "CadreChoices", "Choice"]
 
@@ -64,9 +63,7 @@ class CadreChoices:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self._local = threading.local()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        private_file(self.path)  # personal data: the owner's only
+        self._connections = ThreadConnections(self.path)  # personal data: the owner's only
         with self._tx() as conn:
             conn.execute(_SCHEMA)
 
@@ -75,12 +72,7 @@ class CadreChoices:
         return cls(Path(home) / FILE_NAME)
 
     def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
-            conn.execute("PRAGMA journal_mode=WAL")
-            self._local.conn = conn
-        return conn
+        return self._connections.get()
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:

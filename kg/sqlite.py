@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["immediate", "private_file"]
+__all__ = ["ThreadConnections", "immediate", "private_file"]
 
 
 def private_file(path: Path) -> None:
@@ -38,3 +39,26 @@ def immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+class ThreadConnections:
+    """One autocommit connection per thread to the private file at ``path`` (request threads share the owner
+    object; a connection is never used by two threads at once), in WAL mode so that readers do not wait for a
+    writer, with any further pragmas (``foreign_keys=ON``) run once per connection."""
+
+    def __init__(self, path: Path, *pragmas: str) -> None:
+        self.path = Path(path)
+        self.pragmas = ("journal_mode=WAL", *pragmas)
+        self._local = threading.local()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(self.path)
+
+    def get(self) -> sqlite3.Connection:
+        """This thread's connection, opened on first use."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+            for pragma in self.pragmas:
+                conn.execute(f"PRAGMA {pragma}")  # our own constants, not input
+            self._local.conn = conn
+        return conn

@@ -175,3 +175,30 @@ def test_item_page_shows_the_cadres_mark_and_buttons(client, app) -> None:
     client.post("/cadre/choices", data={"item": "course:t-online", "state": "done", "csrf_token": csrf_of(page)})
     page = client.get("/catalogue/courses/course:t-online").get_data(as_text=True)
     assert "您已标记：" in page and "已学过" in page and "撤销标记" in page
+
+
+def test_one_private_connection_per_thread(tmp_path) -> None:
+    """kg.sqlite.ThreadConnections, shared by the choices file and the accounts database: each thread its own
+    connection (the same one on every call), WAL mode, the owner's pragmas, and a file only the owner can read."""
+    import stat
+    import threading
+
+    from api.accounts import Accounts
+    from kg.choices import CadreChoices
+    from kg.sqlite import ThreadConnections
+
+    connections = ThreadConnections(tmp_path / "private" / "x.db", "foreign_keys=ON")
+    mine = connections.get()
+    other: list = []
+    thread = threading.Thread(target=lambda: other.append(connections.get()))
+    thread.start()
+    thread.join(60)
+    assert connections.get() is mine and other and other[0] is not mine
+    assert mine.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    assert mine.execute("PRAGMA foreign_keys").fetchone() == (1,)
+    assert stat.S_IMODE((tmp_path / "private" / "x.db").stat().st_mode) == 0o600
+    choices = CadreChoices(tmp_path / "choices.db")
+    assert choices._conn().execute("PRAGMA foreign_keys").fetchone() == (0,)
+    assert Accounts(tmp_path / "accounts.db", password_method="pbkdf2:sha256:1")._conn().execute(
+        "PRAGMA foreign_keys").fetchone() == (1,)
+    assert {stat.S_IMODE((tmp_path / name).stat().st_mode) for name in ("choices.db", "accounts.db")} == {0o600}
