@@ -141,7 +141,8 @@ def _record(statement: Any, raw: Mapping[str, Any], verb: Mapping[str, Any], ont
         value = extensions.get(str(GX[name]))
         if value is not None:
             row[name] = value
-    row.setdefault("mode", "网络自学")
+    # a statement is online study unless its extensions say otherwise; the mode's wording is rules.yaml's
+    row.setdefault("mode", ontology.rules_section("vocabulary")["record_modes"]["roles"]["online"])
     when = statement.timestamp or statement.stored
     if when is None:
         return None, "缺少 timestamp（学习时间），无法确定完成日期"

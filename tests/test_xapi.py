@@ -152,3 +152,19 @@ def test_api_exports_statements_that_import_back_unchanged(admin, app):
                    data={"files": (io.BytesIO(b"[{\"verb\": 1}]"), "broken.json")})
     assert broken.status_code == 422 and broken.json["问题"][0]["file"] == "broken.json"
     assert broken.json["问题"][0]["line"] == 1
+
+
+def test_the_default_mode_is_the_online_mode_of_rules_yaml(tmp_path, ontology):
+    """A statement without a mode extension is online study, in rules.yaml's wording (vocabulary.record_modes)."""
+    import copy
+    import dataclasses
+
+    from kg.xapi import read_statements
+
+    path = write(tmp_path / "one.json", [statement("t-001", COMPLETED, "测试省干部网络学院", 30)])
+    rules = copy.deepcopy(ontology.rules)
+    rules["vocabulary"]["record_modes"]["roles"]["online"] = "线上自学"
+    [(_, row, problem)] = read_statements(path, dataclasses.replace(ontology, rules=rules)).rows
+    assert problem is None and row["mode"] == "线上自学"
+    [(_, row, _)] = read_statements(path, ontology).rows
+    assert row["mode"] == ontology.rules["vocabulary"]["record_modes"]["roles"]["online"]
