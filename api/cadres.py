@@ -22,7 +22,6 @@ from api.errors import fail
 from api.graph import get_node, graph, require_reader_of
 from api.reports import as_of, report_schema
 from api.services import CadreView, cadre_view, study_choices
-from kg.ontology import load_ontology
 from kg.spreadsheet import csv_row
 from recommender.learner.choices import HIDDEN_STATES, FeedbackRules
 from recommender.ranking.recommend import completed_courses
@@ -74,8 +73,14 @@ def feedback_rules() -> FeedbackRules:
     return FeedbackRules.from_rules(graph().ontology.rules)
 
 
+def _known_state(value: str) -> None:
+    """Checked per request against the current graph's feedback states, not a list read once at import from the
+    default ontology directory: the routes answer from ``graph().ontology``, so the body must agree with it."""
+    f.one_of(feedback_rules().states)(value)
+
+
 class ChoiceBody(f.Schema):
-    state = f.String(required=True, validate=f.one_of(list(FeedbackRules.from_rules(load_ontology().rules).states)),
+    state = f.String(required=True, validate=_known_state,
                      metadata={"description": "planned（列入学习计划）| done（已学过）| irrelevant（不相关）| later（以后再说）"})
 
 

@@ -138,6 +138,24 @@ def test_bad_marks_are_4xx_naming_the_field(client, app, item, body, code, field
         assert field in str(response.json["字段"])
 
 
+def test_a_mark_is_checked_against_the_current_graphs_feedback_states(client, app) -> None:
+    """The body's state is validated against the ontology the routes use (graph().ontology), not the default
+    directory's: a state that graph adds is accepted, one it does not know is refused naming the field."""
+    with app.app_context():
+        from api.graph import graph
+
+        gr = graph()
+        feedback = gr.ontology.rules["feedback"]
+        wider = {**feedback, "states": {**feedback["states"], "skipped": "已跳过"},
+                 "actions": {**feedback["actions"], "skipped": "跳过"}}
+        gr.ontology = dataclasses.replace(gr.ontology, rules={**gr.ontology.rules, "feedback": wider})
+    url = f"/api/cadres/{CADRE}/choices/course:t-online"
+    put = client.put(url, json={"state": "skipped"}, headers=bearer(app, "cadre2"))
+    assert put.status_code == 200 and put.json["状态名称"] == "已跳过", put.json
+    refused = client.put(url, json={"state": "maybe"}, headers=bearer(app, "cadre2"))
+    assert refused.status_code == 422 and "skipped" in str(refused.json["字段"]["state"])
+
+
 def test_page_buttons_keep_and_dismiss_and_the_overview_shows_the_plan(client, app) -> None:
     _login(client, "cadre2")
     html = client.get("/cadre/").get_data(as_text=True)
