@@ -4,7 +4,7 @@ Import: a ``.json`` file holding an array of statements (or ``{"statements": [..
 statement) is checked statement by statement with ralph-malph's pydantic models of xAPI 1.0.3 — not with
 hand-written checks — and each statement whose verb makes a record (``import_profiles.yaml`` ``xapi.verbs``)
 becomes one 培训记录 row: actor → cadre, object → course, verb and result → completed / test passed, duration →
-minutes, context.platform → the platform (so that 学时互认 credits each record by its own platform's rule),
+minutes, the platform id in context.extensions, else the name in context.platform → the platform (so that 学时互认 credits each record by its own platform's rule),
 timestamp → the date in Beijing time.  The rows then go through the same validation as any file, so a statement
 naming a cadre or course the graph does not hold is reported with its file and ordinal, never dropped.
 Statements with other verbs (launched, initialized …) are counted in the file's note and skipped.
@@ -35,8 +35,9 @@ from kg.ontology import GX, ONTOLOGY_DIR, Ontology
 __all__ = ["RECORD_CLASS", "XapiRead", "read_statements", "record_statements"]
 
 RECORD_CLASS = "TrainingRecord"
-#: Record fields carried in context.extensions (xAPI has no place of its own for them).
-_EXTENSION_FIELDS = ("mode", "hours", "days", "situation", "inClass")
+#: Record fields carried in context.extensions (xAPI has no place of its own for them).  The platform's id travels
+#: there too: context.platform holds only a name, and two platforms may share one; on import the id wins.
+_EXTENSION_FIELDS = ("mode", "hours", "days", "situation", "inClass", "viaPlatform")
 _RECORD_ID = str(GX["recordId"])
 
 

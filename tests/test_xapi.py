@@ -168,3 +168,29 @@ def test_the_default_mode_is_the_online_mode_of_rules_yaml(tmp_path, ontology):
     assert problem is None and row["mode"] == "线上自学"
     [(_, row, _)] = read_statements(path, ontology).rows
     assert row["mode"] == ontology.rules["vocabulary"]["record_modes"]["roles"]["online"]
+
+
+def test_platforms_sharing_a_name_are_told_apart_by_the_exported_id(tmp_path, ontology):
+    """Two platforms of one name: the export carries each record's platform id, so the import credits it back to
+    the same platform, not to whichever the name finds."""
+    platforms = tmp_path / "twins.jsonl"
+    twins = [{**PLATFORMS[0], "id": f"platform:twin-{k}", "name": "同名干部学院"} for k in (1, 2)]
+    platforms.write_text("\n".join(json.dumps(p, ensure_ascii=False) for p in twins) + "\n", encoding="utf-8")
+    records = tmp_path / "records.jsonl"
+    records.write_text("\n".join(json.dumps(
+        {"type": "TrainingRecord", "id": f"record:twin-{k}", "ofCadre": "cadre:t-001", "forCourse": "course:t-online",
+         "viaPlatform": f"platform:twin-{k}", "date": "2025-09-01", "mode": "网络自学", "completed": True, "minutes": 60},
+        ensure_ascii=False) for k in (1, 2)) + "\n", encoding="utf-8")
+    ids = ["record:twin-1", "record:twin-2"]
+    with fresh(tmp_path, "twins", ontology) as store:
+        import_files(store, [platforms, records], ontology)
+        before = graph_of(store, ids)
+        nodes = list(store.get_nodes(ids))
+        edges = [e for es in store.edges_from(ids).values() for e in es]
+        names = {n.id: n.props["name"] for n in store.nodes("Platform")}
+        path = write(tmp_path / "twins.json", record_statements(nodes, edges, ontology, names))
+        store.delete_nodes(ids)
+        import_files(store, [path], ontology)
+        assert graph_of(store, ids) == before
+        via = {e.src: e.dst for es in store.edges_from(ids).values() for e in es if e.dst.startswith("platform:")}
+    assert via == {"record:twin-1": "platform:twin-1", "record:twin-2": "platform:twin-2"}
