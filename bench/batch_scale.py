@@ -13,7 +13,7 @@ rows are trusted; ``kg build`` would validate 4 million records one by one).  Th
 * an incremental re-run with nothing changed (every cadre read and fingerprinted, none recomputed);
 * the client-side SQLite ingest alone (the read view filled from the Parquet parts), which a cluster does not
   spread: its cadres/s bounds any cluster's rate;
-* the batch as it was before (``bench/batch_before.py``: a ``multiprocessing`` pool, one store call per cadre,
+* the batch as it was before (``recommender/batch/run.py`` at f52a3ad, read from git by ``bench/frozen.py``: a ``multiprocessing`` pool, one store call per cadre,
   the parent writing every row) with the same worker counts on the first ``--peer`` cadres;
 * the projection to 1M and 10M cadres on clusters of ``--nodes`` machines of ``--cores`` cores, from the measured
   per-worker rate and the measured 2-worker efficiency, capped by the ingest rate.
@@ -38,7 +38,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import batch_before  # noqa: E402
+from frozen import module_at  # noqa: E402
 from corpora.cadres import AS_OF  # noqa: E402
 from kg.model import Edge, Node  # noqa: E402
 from kg.ontology import Ontology, load_ontology  # noqa: E402
@@ -47,6 +47,10 @@ from recommender.batch import run as batch_run  # noqa: E402
 from recommender.batch.blocks import BlockResult  # noqa: E402
 from recommender.catalogue.snapshot import load_snapshot  # noqa: E402
 from recommender.service import Recommender  # noqa: E402
+
+#: The peer: the batch as it was before issue 16 (a multiprocessing pool, one store call per cadre, the parent
+#: writing every row), read from git.
+batch_before = module_at("f52a3ad", "recommender/batch/run.py", "batch_before")
 
 TARGETS = {"cadres_per_s": 500.0, "two_to_one": 1.7}
 _WRITE_BATCH = 200_000

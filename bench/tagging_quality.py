@@ -6,8 +6,8 @@ with the plan topics that would be right.  A suggestion is a hit when it is one 
 the title, as an import of a bare catalogue gives it.
 
 Printed side by side, per branch (the top concept of the first expected topic; red-resource sites apart) and per
-kind: top-1 and top-3 accuracy of the tagger now, of the tagger before issue 15 (``bench/tagging_before.py``, a
-frozen copy of the old module), and of the best constant answer (the one topic, or three topics, right most
+kind: top-1 and top-3 accuracy of the tagger now, of the tagger before issue 15 (``recommender/search/tagging.py`` at
+commit f52a3ad, read from git by ``bench/frozen.py``), and of the best constant answer (the one topic, or three topics, right most
 often in that group).  Then batch throughput: items tagged per second by ``confidences`` over the whole set,
 median of 3 runs after a warm-up, encoding included.
 
@@ -25,6 +25,8 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+#: The commit whose tagger is the peer: the last before issue 15.
+TAGGER_BEFORE = "f52a3ad"
 sys.path.insert(0, str(ROOT))
 
 from kg.build import build_graph  # noqa: E402
@@ -97,7 +99,9 @@ def main() -> None:
     docs = _docs(items)
 
     sys.path.insert(0, str(ROOT / "bench"))
-    from tagging_before import TopicTagger as OldTagger
+    from frozen import module_at
+
+    OldTagger = module_at(TAGGER_BEFORE, "recommender/search/tagging.py", "tagging_before").TopicTagger
 
     started = time.perf_counter()
     new = TopicTagger.from_service(service)
