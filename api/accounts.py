@@ -16,8 +16,6 @@ import json
 import secrets
 import sqlite3
 from functools import cache
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +23,7 @@ from typing import Any
 from flask import Flask, current_app
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from kg.sqlite import ThreadConnections, immediate
+from kg.sqlite import ThreadConnections
 
 __all__ = [
     "ROLES",
@@ -168,16 +166,8 @@ class Accounts:
         self.session_hours = session_hours
         self.password_method = password_method
         self._connections = ThreadConnections(self.path, "foreign_keys=ON")
-        self._conn().executescript(_SCHEMA)
+        self._connections.get().executescript(_SCHEMA)
         self._dummy_hash = generate_password_hash(secrets.token_hex(8), password_method)
-
-    def _conn(self) -> sqlite3.Connection:
-        return self._connections.get()
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with immediate(self._conn()) as conn:
-            yield conn
 
     # ─── users ───
     @staticmethod
@@ -192,7 +182,7 @@ class Accounts:
         """Add a user; a cadre account must name the cadre whose records it may see."""
         self._check(role, cadre_id, password, username)
         try:
-            with self._tx() as conn:
+            with self._connections.transaction() as conn:
                 cur = conn.execute(
                     "INSERT INTO users(username, display_name, password_hash, role, cadre_id, created) VALUES (?,?,?,?,?,?)",
                     (username, display_name or username, generate_password_hash(password, self.password_method), role,
@@ -229,7 +219,7 @@ class Accounts:
         role = role or user.role
         cadre_id = cadre_id if cadre_id is not None else user.cadre_id
         self._check(role, cadre_id, password, user.username)
-        with self._tx() as conn:
+        with self._connections.transaction() as conn:
             conn.execute(
                 "UPDATE users SET role=?, cadre_id=?, display_name=?, active=? WHERE id=?",
                 (role, cadre_id if role == "cadre" else None, display_name or user.display_name,
@@ -244,20 +234,20 @@ class Accounts:
         return self.get(user_id)  # type: ignore[return-value]
 
     def get(self, user_id: int) -> User | None:
-        row = self._conn().execute(f"SELECT {self._USER_COLUMNS} FROM users WHERE id=?", (user_id,)).fetchone()
+        row = self._connections.get().execute(f"SELECT {self._USER_COLUMNS} FROM users WHERE id=?", (user_id,)).fetchone()
         return self._user(row) if row else None
 
     def by_username(self, username: str) -> User | None:
-        row = self._conn().execute(f"SELECT {self._USER_COLUMNS} FROM users WHERE username=?", (username,)).fetchone()
+        row = self._connections.get().execute(f"SELECT {self._USER_COLUMNS} FROM users WHERE username=?", (username,)).fetchone()
         return self._user(row) if row else None
 
     def users(self) -> list[User]:
-        rows = self._conn().execute(f"SELECT {self._USER_COLUMNS} FROM users ORDER BY id").fetchall()
+        rows = self._connections.get().execute(f"SELECT {self._USER_COLUMNS} FROM users ORDER BY id").fetchall()
         return [self._user(r) for r in rows]
 
     def authenticate(self, username: str, password: str) -> User | None:
         """The active user with this password, or None (the same answer for an unknown name and a wrong password)."""
-        row = self._conn().execute(
+        row = self._connections.get().execute(
             f"SELECT {self._USER_COLUMNS}, password_hash FROM users WHERE username=?", (username,)
         ).fetchone()
         if row is None:
@@ -271,7 +261,7 @@ class Accounts:
         """A new session for the user, valid for ``session_hours``; returns its id (only the digest is stored)."""
         session_id = secrets.token_urlsafe(32)
         now = _now()
-        with self._tx() as conn:
+        with self._connections.transaction() as conn:
             conn.execute("DELETE FROM sessions WHERE expires < ?", (now.isoformat(),))
             conn.execute("INSERT INTO sessions(digest, user_id, created, expires) VALUES (?,?,?,?)",
                          (_digest(session_id), user.id, now.isoformat(),
@@ -280,7 +270,7 @@ class Accounts:
 
     def user_for_session(self, session_id: str) -> User | None:
         """The active user of a session that has neither ended nor expired, else None."""
-        row = self._conn().execute(
+        row = self._connections.get().execute(
             f"SELECT {', '.join('u.' + c for c in self._USER_COLUMNS.split(', '))} FROM sessions s "
             "JOIN users u ON u.id = s.user_id WHERE s.digest=? AND s.expires >= ? AND u.active=1",
             (_digest(session_id), _now().isoformat()),
@@ -288,7 +278,7 @@ class Accounts:
         return self._user(row) if row else None
 
     def end_session(self, session_id: str) -> None:
-        with self._tx() as conn:
+        with self._connections.transaction() as conn:
             conn.execute("DELETE FROM sessions WHERE digest=?", (_digest(session_id),))
 
     # ─── tokens ───
@@ -297,14 +287,14 @@ class Accounts:
         token = secrets.token_urlsafe(32)
         now = _now()
         expires = (now + dt.timedelta(days=self.token_days)).isoformat()
-        with self._tx() as conn:
+        with self._connections.transaction() as conn:
             conn.execute("DELETE FROM tokens WHERE expires < ?", (now.isoformat(),))
             conn.execute("INSERT INTO tokens(digest, user_id, created, expires) VALUES (?,?,?,?)",
                          (_digest(token), user.id, now.isoformat(), expires))
         return token, expires
 
     def user_for_token(self, token: str) -> User | None:
-        row = self._conn().execute(
+        row = self._connections.get().execute(
             f"SELECT {', '.join('u.' + c for c in self._USER_COLUMNS.split(', '))} FROM tokens t "
             "JOIN users u ON u.id = t.user_id WHERE t.digest=? AND t.expires >= ? AND u.active=1",
             (_digest(token), _now().isoformat()),
@@ -312,13 +302,13 @@ class Accounts:
         return self._user(row) if row else None
 
     def revoke_token(self, token: str) -> None:
-        with self._tx() as conn:
+        with self._connections.transaction() as conn:
             conn.execute("DELETE FROM tokens WHERE digest=?", (_digest(token),))
 
     # ─── audit ───
     def audit(self, username: str | None, action: str, target: str | None = None,
               detail: dict[str, Any] | None = None, address: str | None = None) -> None:
-        with self._tx() as conn:
+        with self._connections.transaction() as conn:
             conn.execute(
                 "INSERT INTO audit(at, username, action, target, detail, address) VALUES (?,?,?,?,?,?)",
                 (_now().isoformat(), username, action, target,
@@ -335,7 +325,7 @@ class Accounts:
             where.append("action = ?")
             params.append(action)
         clause = f"WHERE {' AND '.join(where)}" if where else ""
-        conn = self._conn()
+        conn = self._connections.get()
         total = conn.execute(f"SELECT count(*) FROM audit {clause}", params).fetchone()[0]
         rows = conn.execute(
             f"SELECT id, at, username, action, target, detail, address FROM audit {clause} "

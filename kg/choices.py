@@ -12,14 +12,12 @@ live in ``ontology/rules.yaml`` (``feedback``); this module only stores them.
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from kg.sqlite import ThreadConnections, immediate
+from kg.sqlite import ThreadConnections
 
 __all__ = ["FILE_NAME", "LOCAL_ZONE", "CadreChoices", "Choice"]
 
@@ -64,31 +62,23 @@ class CadreChoices:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._connections = ThreadConnections(self.path)  # personal data: the owner's only
-        with self._tx() as conn:
+        with self._connections.transaction() as conn:
             conn.execute(_SCHEMA)
 
     @classmethod
     def at_home(cls, home: Path) -> CadreChoices:
         return cls(Path(home) / FILE_NAME)
 
-    def _conn(self) -> sqlite3.Connection:
-        return self._connections.get()
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with immediate(self._conn()) as conn:
-            yield conn
-
     def of(self, cadre_id: str) -> tuple[Choice, ...]:
         """The cadre's choices, latest first."""
-        rows = self._conn().execute("SELECT item_id, state, at FROM choice WHERE cadre_id = ? ORDER BY at DESC, item_id",
+        rows = self._connections.get().execute("SELECT item_id, state, at FROM choice WHERE cadre_id = ? ORDER BY at DESC, item_id",
                                     (cadre_id,)).fetchall()
         return tuple(Choice(item, state, dt.datetime.fromisoformat(at)) for item, state, at in rows)
 
     def put(self, cadre_id: str, item_id: str, state: str, at: dt.datetime | None = None) -> Choice:
         """Record ``state`` for the item (replacing any earlier word on it); ``at`` defaults to now."""
         stamp = (at or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc).replace(microsecond=0)
-        with self._tx() as conn:
+        with self._connections.transaction() as conn:
             conn.execute("INSERT INTO choice (cadre_id, item_id, state, at) VALUES (?, ?, ?, ?) "
                          "ON CONFLICT (cadre_id, item_id) DO UPDATE SET state = excluded.state, at = excluded.at",
                          (cadre_id, item_id, state, stamp.isoformat()))
@@ -96,6 +86,6 @@ class CadreChoices:
 
     def remove(self, cadre_id: str, item_ids: Iterable[str]) -> int:
         """Forget the cadre's word on these items (out of the plan, feedback withdrawn); how many were there."""
-        with self._tx() as conn:
+        with self._connections.transaction() as conn:
             return sum(conn.execute("DELETE FROM choice WHERE cadre_id = ? AND item_id = ?", (cadre_id, item)).rowcount
                        for item in item_ids)

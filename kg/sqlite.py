@@ -7,6 +7,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator
+import contextlib
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -62,3 +63,7 @@ class ThreadConnections:
                 conn.execute(f"PRAGMA {pragma}")  # our own constants, not input
             self._local.conn = conn
         return conn
+
+    def transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        """This thread's connection inside :func:`immediate` (``with store.transaction() as conn: …``)."""
+        return immediate(self.get())

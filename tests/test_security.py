@@ -288,7 +288,7 @@ def test_sessions_expire_on_the_server(client: FlaskClient, auth: AuthActions, a
     response = auth.login("designer")
     assert "Expires=" in response.headers["Set-Cookie"]  # the cookie ends with the session, not with Flask's 31 days
     with app.app_context():
-        conn = accounts()._conn()
+        conn = accounts()._connections.get()
         conn.execute("UPDATE sessions SET expires = '2000-01-01T00:00:00+00:00'")
     assert client.get("/api/auth/me").status_code == 401
 

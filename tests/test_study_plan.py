@@ -216,7 +216,7 @@ def test_one_private_connection_per_thread(tmp_path) -> None:
     assert mine.execute("PRAGMA foreign_keys").fetchone() == (1,)
     assert stat.S_IMODE((tmp_path / "private" / "x.db").stat().st_mode) == 0o600
     choices = CadreChoices(tmp_path / "choices.db")
-    assert choices._conn().execute("PRAGMA foreign_keys").fetchone() == (0,)
-    assert Accounts(tmp_path / "accounts.db", password_method="pbkdf2:sha256:1")._conn().execute(
+    assert choices._connections.get().execute("PRAGMA foreign_keys").fetchone() == (0,)
+    assert Accounts(tmp_path / "accounts.db", password_method="pbkdf2:sha256:1")._connections.get().execute(
         "PRAGMA foreign_keys").fetchone() == (1,)
     assert {stat.S_IMODE((tmp_path / name).stat().st_mode) for name in ("choices.db", "accounts.db")} == {0o600}
