@@ -329,6 +329,10 @@ class Ranker:
         self._declared = np.diff(s.course_audience.indptr) > 0  # courses naming any audience at all
         self._audience_ids = {i: a for a, i in s.audience_pos.items()}
         self._under_sorted = [under[np.argsort(-self._static[under], kind="stable")] for under in s.courses_under]
+        self._under_head = np.full((t, self._TOPIC_SCAN), s.n_courses, dtype=np.int64)  # n_courses: no course
+        for topic, ranked in enumerate(self._under_sorted):
+            self._under_head[topic, : min(len(ranked), self._TOPIC_SCAN)] = ranked[: self._TOPIC_SCAN]
+        self._under_count = np.array([len(ranked) for ranked in self._under_sorted], dtype=np.int64)
         self._base_cache: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._labels = {name: spec.label for name, spec in s.ontology.classes.items()}
 
@@ -516,7 +520,7 @@ class Ranker:
             pool = np.concatenate([pool, extra])
             flows = np.vstack([flows, extra_flows])
             needs = np.vstack([needs, self._needs(extra, extra_flows, uncovered)])
-        position = {int(course): i for i, course in enumerate(pool)}
+        position = {int(course): i for i, course in enumerate(pool)} if choice else {}
         lead = [position[course] for course in choice.lead] if choice else []
         fit = role.fit(pool) if role is not None and role.fit is not None else None
         chosen = self._select(pool, flows, needs, total, scored.gap[scored.signature[pool]], gaps, k, lead, fallback[pool],
@@ -547,19 +551,22 @@ class Ranker:
 
     def _best_under(self, topics: np.ndarray, total: np.ndarray) -> np.ndarray:
         """The best-scored available courses (``_PER_TOPIC`` each) for every topic in ``topics``, found among
-        each topic's courses with the best static scores."""
-        found: set[int] = set()
+        each topic's ``_TOPIC_SCAN`` courses with the best static scores — all topics in one array step; only a
+        topic whose scanned head has fewer than ``_PER_TOPIC`` available courses is searched through in full."""
         per = self._PER_TOPIC
-        for topic in topics:
+        if not len(topics):
+            return np.zeros(0, dtype=np.int64)
+        heads = self._under_head[topics]  # (G, SCAN)
+        values = np.append(total, np.float32(-np.inf))[heads]
+        finite = np.isfinite(values)
+        top = np.argpartition(-values, per - 1, axis=1)[:, :per]
+        found = [np.take_along_axis(heads, top, axis=1)[np.take_along_axis(finite, top, axis=1)]]
+        short = (finite.sum(axis=1) < per) & (self._under_count[topics] > self._TOPIC_SCAN)
+        for topic in topics[short]:
             ranked = self._under_sorted[topic]
-            head = ranked[: self._TOPIC_SCAN]
-            head = head[np.isfinite(total[head])]
-            if len(head) < per and len(ranked) > self._TOPIC_SCAN:
-                head = ranked[np.isfinite(total[ranked])]
-            if len(head) > per:
-                head = head[np.argpartition(-total[head], per)[:per]]
-            found.update(head.tolist())
-        return np.fromiter(sorted(found), dtype=np.int64, count=len(found))
+            head = ranked[np.isfinite(total[ranked])]
+            found.append(head[np.argpartition(-total[head], per)[:per]] if len(head) > per else head)
+        return np.unique(np.concatenate(found)).astype(np.int64)
 
     def _side_order(self, counts: dict[str, int]) -> tuple[str, ...]:
         """Sides by how far each is behind its share of the next slot (job first on a tie)."""
