@@ -24,6 +24,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import dask
 from distributed import Client, LocalCluster, as_completed, get_worker
 from distributed.diagnostics.plugin import WorkerPlugin
 
@@ -38,6 +39,11 @@ from recommender.service import Recommender
 __all__ = ["BatchState", "dask_blocks", "store_opener"]
 
 _PLUGIN = "ganxun-batch"
+#: glibc's trim threshold for the local cluster's worker processes.  Dask's nanny sets ``MALLOC_TRIM_THRESHOLD_`` to
+#: 64 KiB by default (to hand fragmented memory back early); the ranker allocates and frees catalogue-sized NumPy
+#: arrays for every cadre, and trimming after each made a worker 1.5× slower per cadre than the same code in this
+#: process (5.2 against 3.4 ms at 100,000 courses).  At 128 MiB a worker runs as fast as this process does.
+TRIM_THRESHOLD = 128 * 1024 * 1024
 
 
 def _open_embedded(path: Path, text_labels: tuple[str, ...]) -> Store:
@@ -103,7 +109,8 @@ def _client(address: str | None, workers: int) -> Iterator[Any]:
         with Client(address) as client:
             yield client
         return
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+    trim = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": TRIM_THRESHOLD}  # read as nannies start
+    with dask.config.set(trim), LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
                       silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
         yield client
 
