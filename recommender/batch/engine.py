@@ -110,8 +110,9 @@ def _client(address: str | None, workers: int) -> Iterator[Any]:
             yield client
         return
     trim = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": TRIM_THRESHOLD}  # read as nannies start
-    with dask.config.set(trim), LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                      silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+    with dask.config.set(trim), LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                             dashboard_address=None, silence_logs=logging.ERROR) as cluster, \
+            Client(cluster) as client:
         yield client
 
 

@@ -554,19 +554,17 @@ class Ranker:
         each topic's ``_TOPIC_SCAN`` courses with the best static scores — all topics in one array step; only a
         topic whose scanned head has fewer than ``_PER_TOPIC`` available courses is searched through in full."""
         per = self._PER_TOPIC
-        if not len(topics):
-            return np.zeros(0, dtype=np.int64)
         heads = self._under_head[topics]  # (G, SCAN)
         values = np.append(total, np.float32(-np.inf))[heads]
         finite = np.isfinite(values)
-        top = np.argpartition(-values, per - 1, axis=1)[:, :per]
-        found = [np.take_along_axis(heads, top, axis=1)[np.take_along_axis(finite, top, axis=1)]]
         short = (finite.sum(axis=1) < per) & (self._under_count[topics] > self._TOPIC_SCAN)
+        top = np.argpartition(-values[~short], per - 1, axis=1)[:, :per]
+        found = [np.take_along_axis(heads[~short], top, axis=1)[np.take_along_axis(finite[~short], top, axis=1)]]
         for topic in topics[short]:
             ranked = self._under_sorted[topic]
             head = ranked[np.isfinite(total[ranked])]
             found.append(head[np.argpartition(-total[head], per)[:per]] if len(head) > per else head)
-        return np.unique(np.concatenate(found)).astype(np.int64)
+        return np.unique(np.concatenate(found))
 
     def _side_order(self, counts: dict[str, int]) -> tuple[str, ...]:
         """Sides by how far each is behind its share of the next slot (job first on a tie)."""
